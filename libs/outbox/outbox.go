@@ -1,0 +1,57 @@
+// Package outbox implements the transactional outbox: Add writes an event in the same PostgreSQL
+// transaction as the domain change, and Relay publishes pending rows to JetStream with
+// Nats-Msg-Id = event id, deleting them only after JetStream acknowledged them. A relay that
+// crashes between the publish and the delete re-publishes, and JetStream's duplicate window drops
+// the copy; while NATS is unreachable rows simply wait.
+package outbox
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+
+	"github.com/customertext/webhooks/libs/event"
+	"github.com/customertext/webhooks/libs/postgres"
+	"github.com/customertext/webhooks/libs/streams"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrate creates the outbox table in schema.
+func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
+	return postgres.Migrate(ctx, pool, schema, migrations, "migrations")
+}
+
+// Channel is the LISTEN/NOTIFY channel that wakes the relay of schema.
+func Channel(schema string) string { return "outbox_" + schema }
+
+// Add stores env in the outbox inside tx, with the trace headers to carry along, and wakes the
+// relay when tx commits. It must be called on a transaction whose search_path is the service's
+// schema (the pools from postgres.Open are).
+func Add(ctx context.Context, tx pgx.Tx, schema string, env event.Envelope, headers nats.Header) error {
+	body, err := env.Marshal()
+	if err != nil {
+		return fmt.Errorf("add to outbox: %w", err)
+	}
+	h, err := json.Marshal(headers)
+	if err != nil {
+		return fmt.Errorf("add to outbox: headers: %w", err)
+	}
+	if headers == nil {
+		h = []byte("{}")
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO outbox (event_id, subject, body, headers) VALUES ($1, $2, $3, $4)`,
+		env.EventID, streams.EventSubject(env.AccountID, env.Event), body, h); err != nil {
+		return fmt.Errorf("add to outbox: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, '')`, Channel(schema)); err != nil {
+		return fmt.Errorf("add to outbox: notify: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,161 @@
+// Package streams declares the platform's JetStream topology (streams, subjects and the durable
+// consumers shared by every replica) in one place. Ensure is idempotent, so every replica of every
+// service calls it at start-up; the last writer wins with the same configuration.
+package streams
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Stream names.
+const (
+	// Events holds domain events published by contacts, messaging and campaigns through their
+	// outboxes. Subject: events.<account_id>.<event_type>.
+	Events = "EVENTS"
+	// Deliveries is the work queue of delivery jobs, one per (event, webhook). Ready jobs are on
+	// deliveries.ready.<lane>.<delivery_id>; a job waiting for its next attempt is a one-shot
+	// message schedule on deliveries.sched.<delivery_id> that fires onto the ready subject.
+	Deliveries = "DELIVERIES"
+	// Attempts carries one record per delivery attempt to the subscription service's log writer.
+	// Subject: attempts.<account_id>.
+	Attempts = "ATTEMPTS"
+)
+
+// Durable consumer names, shared by every replica of the consuming service.
+const (
+	// FanoutConsumer reads Events in the dispatcher and writes delivery jobs.
+	FanoutConsumer = "fanout"
+	// DeliveryConsumer reads ready jobs in the dispatcher's delivery workers.
+	DeliveryConsumer = "delivery-workers"
+	// AttemptLogConsumer reads Attempts in the subscription service.
+	AttemptLogConsumer = "attempt-log"
+)
+
+// Core NATS subjects (not persisted).
+const (
+	// WebhookChanges carries change notifications ("<account_id>.<webhook_id>" in the body is not
+	// needed: the subject suffix names the webhook) from the subscription service to dispatchers.
+	// Subject: webhooks.changed.<webhook_id>. Dispatchers also resync periodically, so a missed
+	// notification only delays convergence.
+	WebhookChangesPrefix = "webhooks.changed."
+)
+
+// EventsDuplicateWindow is how long JetStream remembers a Nats-Msg-Id. An outbox relay that
+// crashed after publishing and before marking its rows re-publishes within this window, and the
+// duplicates are dropped.
+const EventsDuplicateWindow = 10 * time.Minute
+
+// EventSubject is the subject of an event of the given account and type.
+func EventSubject(accountID, eventType string) string {
+	return "events." + accountID + "." + eventType
+}
+
+// ParseEventSubject returns the account and event type of an events.<account>.<type> subject.
+func ParseEventSubject(subject string) (accountID, eventType string, err error) {
+	parts := strings.Split(subject, ".")
+	if len(parts) != 3 || parts[0] != "events" || parts[1] == "" || parts[2] == "" {
+		return "", "", fmt.Errorf("parse event subject %q: want events.<account>.<type>", subject)
+	}
+	return parts[1], parts[2], nil
+}
+
+// ReadySubject is the subject a delivery job is consumed from.
+func ReadySubject(lane, deliveryID string) string {
+	return "deliveries.ready." + lane + "." + deliveryID
+}
+
+// ScheduleSubject is the unique schedule subject of a delivery waiting for its next attempt.
+// Re-publishing on it replaces the pending schedule.
+func ScheduleSubject(deliveryID string) string {
+	return "deliveries.sched." + deliveryID
+}
+
+// AttemptSubject is the subject of an attempt record.
+func AttemptSubject(accountID string) string {
+	return "attempts." + accountID
+}
+
+// Config tunes the topology; the zero value is the production default.
+type Config struct {
+	// Replicas of each stream; 1 for a single server, 3 in a cluster.
+	Replicas int
+	// EventsMaxAge bounds how long events are kept for replay. Default 7 days.
+	EventsMaxAge time.Duration
+}
+
+// StreamConfigs returns the stream configurations Ensure applies.
+func StreamConfigs(cfg Config) []jetstream.StreamConfig {
+	if cfg.Replicas == 0 {
+		cfg.Replicas = 1
+	}
+	if cfg.EventsMaxAge == 0 {
+		cfg.EventsMaxAge = 7 * 24 * time.Hour
+	}
+	return []jetstream.StreamConfig{
+		{
+			Name:        Events,
+			Description: "Domain events from the outbox relays",
+			Subjects:    []string{"events.>"},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     jetstream.FileStorage,
+			Replicas:    cfg.Replicas,
+			MaxAge:      cfg.EventsMaxAge,
+			Duplicates:  EventsDuplicateWindow,
+			// A bounded payload: a larger event is a bug in a publisher, refuse it.
+			MaxMsgSize: 256 << 10,
+		},
+		{
+			Name:        Deliveries,
+			Description: "Delivery jobs; retries wait as one-shot message schedules",
+			Subjects:    []string{"deliveries.>"},
+			// WorkQueue: a job is gone once acked. Schedules work on WorkQueue (not on Interest,
+			// where they are silently dropped). No MaxAge: a schedule must outlive the longest
+			// retry delay.
+			Retention:         jetstream.WorkQueuePolicy,
+			Storage:           jetstream.FileStorage,
+			Replicas:          cfg.Replicas,
+			Duplicates:        EventsDuplicateWindow,
+			AllowMsgSchedules: true,
+			MaxMsgSize:        512 << 10,
+		},
+		{
+			Name:        Attempts,
+			Description: "Delivery attempt records for the delivery log",
+			Subjects:    []string{"attempts.>"},
+			Retention:   jetstream.WorkQueuePolicy,
+			Storage:     jetstream.FileStorage,
+			Replicas:    cfg.Replicas,
+			Duplicates:  EventsDuplicateWindow,
+			MaxMsgSize:  512 << 10,
+		},
+	}
+}
+
+// Ensure creates or updates every stream. Safe to run concurrently from every replica.
+func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) error {
+	for _, sc := range StreamConfigs(cfg) {
+		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("ensure stream %s: %w", sc.Name, err)
+		}
+	}
+	return nil
+}
+
+// EnsureConsumer creates or updates a durable consumer. Two replicas racing to create the same
+// consumer with the same configuration both succeed.
+func EnsureConsumer(ctx context.Context, js jetstream.JetStream, stream string, cc jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	if cc.Durable == "" {
+		return nil, errors.New("ensure consumer: durable name is required")
+	}
+	c, err := js.CreateOrUpdateConsumer(ctx, stream, cc)
+	if err != nil {
+		return nil, fmt.Errorf("ensure consumer %s on %s: %w", cc.Durable, stream, err)
+	}
+	return c, nil
+}

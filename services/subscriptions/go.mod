@@ -1,0 +1,7 @@
+module github.com/customertext/webhooks/services/subscriptions
+
+go 1.26.0
+
+require github.com/customertext/webhooks/libs v0.0.0
+
+replace github.com/customertext/webhooks/libs => ../../libs
