@@ -147,6 +147,10 @@ type CreateContactRequest struct {
 	Contact   *Contact               `protobuf:"bytes,2,opt,name=contact,proto3" json:"contact,omitempty"`
 	// ISO 3166 region used to parse a phone without "+"; default "US".
 	DefaultRegion string `protobuf:"bytes,3,opt,name=default_region,json=defaultRegion,proto3" json:"default_region,omitempty"`
+	// The new_contact "source": "manual" (default), "import", "keyword_optin" or "inbound".
+	Source string `protobuf:"bytes,4,opt,name=source,proto3" json:"source,omitempty"`
+	// The keyword, when source is "keyword_optin".
+	Keyword       string `protobuf:"bytes,5,opt,name=keyword,proto3" json:"keyword,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -198,6 +202,20 @@ func (x *CreateContactRequest) GetContact() *Contact {
 func (x *CreateContactRequest) GetDefaultRegion() string {
 	if x != nil {
 		return x.DefaultRegion
+	}
+	return ""
+}
+
+func (x *CreateContactRequest) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *CreateContactRequest) GetKeyword() string {
+	if x != nil {
+		return x.Keyword
 	}
 	return ""
 }
@@ -1076,6 +1094,336 @@ func (x *ImportContactsResponse) GetErrors() []*ImportError {
 	return nil
 }
 
+type GetContactByPhoneRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AccountId     string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	Phone         string                 `protobuf:"bytes,2,opt,name=phone,proto3" json:"phone,omitempty"`
+	DefaultRegion string                 `protobuf:"bytes,3,opt,name=default_region,json=defaultRegion,proto3" json:"default_region,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetContactByPhoneRequest) Reset() {
+	*x = GetContactByPhoneRequest{}
+	mi := &file_customertext_contacts_v1_contacts_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetContactByPhoneRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetContactByPhoneRequest) ProtoMessage() {}
+
+func (x *GetContactByPhoneRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_customertext_contacts_v1_contacts_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetContactByPhoneRequest.ProtoReflect.Descriptor instead.
+func (*GetContactByPhoneRequest) Descriptor() ([]byte, []int) {
+	return file_customertext_contacts_v1_contacts_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *GetContactByPhoneRequest) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *GetContactByPhoneRequest) GetPhone() string {
+	if x != nil {
+		return x.Phone
+	}
+	return ""
+}
+
+func (x *GetContactByPhoneRequest) GetDefaultRegion() string {
+	if x != nil {
+		return x.DefaultRegion
+	}
+	return ""
+}
+
+type GetContactByPhoneResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Contact       *Contact               `protobuf:"bytes,1,opt,name=contact,proto3" json:"contact,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetContactByPhoneResponse) Reset() {
+	*x = GetContactByPhoneResponse{}
+	mi := &file_customertext_contacts_v1_contacts_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetContactByPhoneResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetContactByPhoneResponse) ProtoMessage() {}
+
+func (x *GetContactByPhoneResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_customertext_contacts_v1_contacts_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetContactByPhoneResponse.ProtoReflect.Descriptor instead.
+func (*GetContactByPhoneResponse) Descriptor() ([]byte, []int) {
+	return file_customertext_contacts_v1_contacts_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *GetContactByPhoneResponse) GetContact() *Contact {
+	if x != nil {
+		return x.Contact
+	}
+	return nil
+}
+
+type SetOptOutRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AccountId     string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	ContactId     string                 `protobuf:"bytes,2,opt,name=contact_id,json=contactId,proto3" json:"contact_id,omitempty"`
+	OptedOut      bool                   `protobuf:"varint,3,opt,name=opted_out,json=optedOut,proto3" json:"opted_out,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetOptOutRequest) Reset() {
+	*x = SetOptOutRequest{}
+	mi := &file_customertext_contacts_v1_contacts_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetOptOutRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetOptOutRequest) ProtoMessage() {}
+
+func (x *SetOptOutRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_customertext_contacts_v1_contacts_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetOptOutRequest.ProtoReflect.Descriptor instead.
+func (*SetOptOutRequest) Descriptor() ([]byte, []int) {
+	return file_customertext_contacts_v1_contacts_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *SetOptOutRequest) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *SetOptOutRequest) GetContactId() string {
+	if x != nil {
+		return x.ContactId
+	}
+	return ""
+}
+
+func (x *SetOptOutRequest) GetOptedOut() bool {
+	if x != nil {
+		return x.OptedOut
+	}
+	return false
+}
+
+type SetOptOutResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Contact *Contact               `protobuf:"bytes,1,opt,name=contact,proto3" json:"contact,omitempty"`
+	// False when the contact was already in that state.
+	Changed       bool `protobuf:"varint,2,opt,name=changed,proto3" json:"changed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetOptOutResponse) Reset() {
+	*x = SetOptOutResponse{}
+	mi := &file_customertext_contacts_v1_contacts_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetOptOutResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetOptOutResponse) ProtoMessage() {}
+
+func (x *SetOptOutResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_customertext_contacts_v1_contacts_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetOptOutResponse.ProtoReflect.Descriptor instead.
+func (*SetOptOutResponse) Descriptor() ([]byte, []int) {
+	return file_customertext_contacts_v1_contacts_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *SetOptOutResponse) GetContact() *Contact {
+	if x != nil {
+		return x.Contact
+	}
+	return nil
+}
+
+func (x *SetOptOutResponse) GetChanged() bool {
+	if x != nil {
+		return x.Changed
+	}
+	return false
+}
+
+type AddContactToGroupsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AccountId     string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	ContactId     string                 `protobuf:"bytes,2,opt,name=contact_id,json=contactId,proto3" json:"contact_id,omitempty"`
+	Groups        []string               `protobuf:"bytes,3,rep,name=groups,proto3" json:"groups,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddContactToGroupsRequest) Reset() {
+	*x = AddContactToGroupsRequest{}
+	mi := &file_customertext_contacts_v1_contacts_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddContactToGroupsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddContactToGroupsRequest) ProtoMessage() {}
+
+func (x *AddContactToGroupsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_customertext_contacts_v1_contacts_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddContactToGroupsRequest.ProtoReflect.Descriptor instead.
+func (*AddContactToGroupsRequest) Descriptor() ([]byte, []int) {
+	return file_customertext_contacts_v1_contacts_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *AddContactToGroupsRequest) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *AddContactToGroupsRequest) GetContactId() string {
+	if x != nil {
+		return x.ContactId
+	}
+	return ""
+}
+
+func (x *AddContactToGroupsRequest) GetGroups() []string {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+type AddContactToGroupsResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Contact *Contact               `protobuf:"bytes,1,opt,name=contact,proto3" json:"contact,omitempty"`
+	// The groups the contact was not yet a member of.
+	Added         []string `protobuf:"bytes,2,rep,name=added,proto3" json:"added,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddContactToGroupsResponse) Reset() {
+	*x = AddContactToGroupsResponse{}
+	mi := &file_customertext_contacts_v1_contacts_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddContactToGroupsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddContactToGroupsResponse) ProtoMessage() {}
+
+func (x *AddContactToGroupsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_customertext_contacts_v1_contacts_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddContactToGroupsResponse.ProtoReflect.Descriptor instead.
+func (*AddContactToGroupsResponse) Descriptor() ([]byte, []int) {
+	return file_customertext_contacts_v1_contacts_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *AddContactToGroupsResponse) GetContact() *Contact {
+	if x != nil {
+		return x.Contact
+	}
+	return nil
+}
+
+func (x *AddContactToGroupsResponse) GetAdded() []string {
+	if x != nil {
+		return x.Added
+	}
+	return nil
+}
+
 var File_customertext_contacts_v1_contacts_proto protoreflect.FileDescriptor
 
 const file_customertext_contacts_v1_contacts_proto_rawDesc = "" +
@@ -1096,12 +1444,14 @@ const file_customertext_contacts_v1_contacts_proto_rawDesc = "" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\x99\x01\n" +
+	"updateTime\"\xcb\x01\n" +
 	"\x14CreateContactRequest\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12;\n" +
 	"\acontact\x18\x02 \x01(\v2!.customertext.contacts.v1.ContactR\acontact\x12%\n" +
-	"\x0edefault_region\x18\x03 \x01(\tR\rdefaultRegion\"T\n" +
+	"\x0edefault_region\x18\x03 \x01(\tR\rdefaultRegion\x12\x16\n" +
+	"\x06source\x18\x04 \x01(\tR\x06source\x12\x18\n" +
+	"\akeyword\x18\x05 \x01(\tR\akeyword\"T\n" +
 	"\x15CreateContactResponse\x12;\n" +
 	"\acontact\x18\x01 \x01(\v2!.customertext.contacts.v1.ContactR\acontact\"B\n" +
 	"\x11GetContactRequest\x12\x1d\n" +
@@ -1159,7 +1509,32 @@ const file_customertext_contacts_v1_contacts_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"s\n" +
 	"\x16ImportContactsResponse\x12\x1a\n" +
 	"\bimported\x18\x01 \x01(\x05R\bimported\x12=\n" +
-	"\x06errors\x18\x02 \x03(\v2%.customertext.contacts.v1.ImportErrorR\x06errors2\x88\a\n" +
+	"\x06errors\x18\x02 \x03(\v2%.customertext.contacts.v1.ImportErrorR\x06errors\"v\n" +
+	"\x18GetContactByPhoneRequest\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12\x14\n" +
+	"\x05phone\x18\x02 \x01(\tR\x05phone\x12%\n" +
+	"\x0edefault_region\x18\x03 \x01(\tR\rdefaultRegion\"X\n" +
+	"\x19GetContactByPhoneResponse\x12;\n" +
+	"\acontact\x18\x01 \x01(\v2!.customertext.contacts.v1.ContactR\acontact\"m\n" +
+	"\x10SetOptOutRequest\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12\x1d\n" +
+	"\n" +
+	"contact_id\x18\x02 \x01(\tR\tcontactId\x12\x1b\n" +
+	"\topted_out\x18\x03 \x01(\bR\boptedOut\"j\n" +
+	"\x11SetOptOutResponse\x12;\n" +
+	"\acontact\x18\x01 \x01(\v2!.customertext.contacts.v1.ContactR\acontact\x12\x18\n" +
+	"\achanged\x18\x02 \x01(\bR\achanged\"q\n" +
+	"\x19AddContactToGroupsRequest\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12\x1d\n" +
+	"\n" +
+	"contact_id\x18\x02 \x01(\tR\tcontactId\x12\x16\n" +
+	"\x06groups\x18\x03 \x03(\tR\x06groups\"o\n" +
+	"\x1aAddContactToGroupsResponse\x12;\n" +
+	"\acontact\x18\x01 \x01(\v2!.customertext.contacts.v1.ContactR\acontact\x12\x14\n" +
+	"\x05added\x18\x02 \x03(\tR\x05added2\xed\t\n" +
 	"\x0eContactService\x12p\n" +
 	"\rCreateContact\x12..customertext.contacts.v1.CreateContactRequest\x1a/.customertext.contacts.v1.CreateContactResponse\x12g\n" +
 	"\n" +
@@ -1170,7 +1545,10 @@ const file_customertext_contacts_v1_contacts_proto_rawDesc = "" +
 	"\vCreateGroup\x12,.customertext.contacts.v1.CreateGroupRequest\x1a-.customertext.contacts.v1.CreateGroupResponse\x12g\n" +
 	"\n" +
 	"ListGroups\x12+.customertext.contacts.v1.ListGroupsRequest\x1a,.customertext.contacts.v1.ListGroupsResponse\x12s\n" +
-	"\x0eImportContacts\x12/.customertext.contacts.v1.ImportContactsRequest\x1a0.customertext.contacts.v1.ImportContactsResponseB\xfe\x01\n" +
+	"\x0eImportContacts\x12/.customertext.contacts.v1.ImportContactsRequest\x1a0.customertext.contacts.v1.ImportContactsResponse\x12|\n" +
+	"\x11GetContactByPhone\x122.customertext.contacts.v1.GetContactByPhoneRequest\x1a3.customertext.contacts.v1.GetContactByPhoneResponse\x12d\n" +
+	"\tSetOptOut\x12*.customertext.contacts.v1.SetOptOutRequest\x1a+.customertext.contacts.v1.SetOptOutResponse\x12\x7f\n" +
+	"\x12AddContactToGroups\x123.customertext.contacts.v1.AddContactToGroupsRequest\x1a4.customertext.contacts.v1.AddContactToGroupsResponseB\xfe\x01\n" +
 	"\x1ccom.customertext.contacts.v1B\rContactsProtoP\x01ZMgithub.com/customertext/webhooks/libs/gen/customertext/contacts/v1;contactsv1\xa2\x02\x03CCX\xaa\x02\x18Customertext.Contacts.V1\xca\x02\x18Customertext\\Contacts\\V1\xe2\x02$Customertext\\Contacts\\V1\\GPBMetadata\xea\x02\x1aCustomertext::Contacts::V1b\x06proto3"
 
 var (
@@ -1185,64 +1563,79 @@ func file_customertext_contacts_v1_contacts_proto_rawDescGZIP() []byte {
 	return file_customertext_contacts_v1_contacts_proto_rawDescData
 }
 
-var file_customertext_contacts_v1_contacts_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_customertext_contacts_v1_contacts_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_customertext_contacts_v1_contacts_proto_goTypes = []any{
-	(*Contact)(nil),                // 0: customertext.contacts.v1.Contact
-	(*CreateContactRequest)(nil),   // 1: customertext.contacts.v1.CreateContactRequest
-	(*CreateContactResponse)(nil),  // 2: customertext.contacts.v1.CreateContactResponse
-	(*GetContactRequest)(nil),      // 3: customertext.contacts.v1.GetContactRequest
-	(*GetContactResponse)(nil),     // 4: customertext.contacts.v1.GetContactResponse
-	(*ListContactsRequest)(nil),    // 5: customertext.contacts.v1.ListContactsRequest
-	(*ListContactsResponse)(nil),   // 6: customertext.contacts.v1.ListContactsResponse
-	(*UpdateContactRequest)(nil),   // 7: customertext.contacts.v1.UpdateContactRequest
-	(*UpdateContactResponse)(nil),  // 8: customertext.contacts.v1.UpdateContactResponse
-	(*DeleteContactRequest)(nil),   // 9: customertext.contacts.v1.DeleteContactRequest
-	(*DeleteContactResponse)(nil),  // 10: customertext.contacts.v1.DeleteContactResponse
-	(*Group)(nil),                  // 11: customertext.contacts.v1.Group
-	(*CreateGroupRequest)(nil),     // 12: customertext.contacts.v1.CreateGroupRequest
-	(*CreateGroupResponse)(nil),    // 13: customertext.contacts.v1.CreateGroupResponse
-	(*ListGroupsRequest)(nil),      // 14: customertext.contacts.v1.ListGroupsRequest
-	(*ListGroupsResponse)(nil),     // 15: customertext.contacts.v1.ListGroupsResponse
-	(*ImportContactsRequest)(nil),  // 16: customertext.contacts.v1.ImportContactsRequest
-	(*ImportError)(nil),            // 17: customertext.contacts.v1.ImportError
-	(*ImportContactsResponse)(nil), // 18: customertext.contacts.v1.ImportContactsResponse
-	(*timestamppb.Timestamp)(nil),  // 19: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),  // 20: google.protobuf.FieldMask
+	(*Contact)(nil),                    // 0: customertext.contacts.v1.Contact
+	(*CreateContactRequest)(nil),       // 1: customertext.contacts.v1.CreateContactRequest
+	(*CreateContactResponse)(nil),      // 2: customertext.contacts.v1.CreateContactResponse
+	(*GetContactRequest)(nil),          // 3: customertext.contacts.v1.GetContactRequest
+	(*GetContactResponse)(nil),         // 4: customertext.contacts.v1.GetContactResponse
+	(*ListContactsRequest)(nil),        // 5: customertext.contacts.v1.ListContactsRequest
+	(*ListContactsResponse)(nil),       // 6: customertext.contacts.v1.ListContactsResponse
+	(*UpdateContactRequest)(nil),       // 7: customertext.contacts.v1.UpdateContactRequest
+	(*UpdateContactResponse)(nil),      // 8: customertext.contacts.v1.UpdateContactResponse
+	(*DeleteContactRequest)(nil),       // 9: customertext.contacts.v1.DeleteContactRequest
+	(*DeleteContactResponse)(nil),      // 10: customertext.contacts.v1.DeleteContactResponse
+	(*Group)(nil),                      // 11: customertext.contacts.v1.Group
+	(*CreateGroupRequest)(nil),         // 12: customertext.contacts.v1.CreateGroupRequest
+	(*CreateGroupResponse)(nil),        // 13: customertext.contacts.v1.CreateGroupResponse
+	(*ListGroupsRequest)(nil),          // 14: customertext.contacts.v1.ListGroupsRequest
+	(*ListGroupsResponse)(nil),         // 15: customertext.contacts.v1.ListGroupsResponse
+	(*ImportContactsRequest)(nil),      // 16: customertext.contacts.v1.ImportContactsRequest
+	(*ImportError)(nil),                // 17: customertext.contacts.v1.ImportError
+	(*ImportContactsResponse)(nil),     // 18: customertext.contacts.v1.ImportContactsResponse
+	(*GetContactByPhoneRequest)(nil),   // 19: customertext.contacts.v1.GetContactByPhoneRequest
+	(*GetContactByPhoneResponse)(nil),  // 20: customertext.contacts.v1.GetContactByPhoneResponse
+	(*SetOptOutRequest)(nil),           // 21: customertext.contacts.v1.SetOptOutRequest
+	(*SetOptOutResponse)(nil),          // 22: customertext.contacts.v1.SetOptOutResponse
+	(*AddContactToGroupsRequest)(nil),  // 23: customertext.contacts.v1.AddContactToGroupsRequest
+	(*AddContactToGroupsResponse)(nil), // 24: customertext.contacts.v1.AddContactToGroupsResponse
+	(*timestamppb.Timestamp)(nil),      // 25: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),      // 26: google.protobuf.FieldMask
 }
 var file_customertext_contacts_v1_contacts_proto_depIdxs = []int32{
-	19, // 0: customertext.contacts.v1.Contact.create_time:type_name -> google.protobuf.Timestamp
-	19, // 1: customertext.contacts.v1.Contact.update_time:type_name -> google.protobuf.Timestamp
+	25, // 0: customertext.contacts.v1.Contact.create_time:type_name -> google.protobuf.Timestamp
+	25, // 1: customertext.contacts.v1.Contact.update_time:type_name -> google.protobuf.Timestamp
 	0,  // 2: customertext.contacts.v1.CreateContactRequest.contact:type_name -> customertext.contacts.v1.Contact
 	0,  // 3: customertext.contacts.v1.CreateContactResponse.contact:type_name -> customertext.contacts.v1.Contact
 	0,  // 4: customertext.contacts.v1.GetContactResponse.contact:type_name -> customertext.contacts.v1.Contact
 	0,  // 5: customertext.contacts.v1.ListContactsResponse.contacts:type_name -> customertext.contacts.v1.Contact
 	0,  // 6: customertext.contacts.v1.UpdateContactRequest.contact:type_name -> customertext.contacts.v1.Contact
-	20, // 7: customertext.contacts.v1.UpdateContactRequest.update_mask:type_name -> google.protobuf.FieldMask
+	26, // 7: customertext.contacts.v1.UpdateContactRequest.update_mask:type_name -> google.protobuf.FieldMask
 	0,  // 8: customertext.contacts.v1.UpdateContactResponse.contact:type_name -> customertext.contacts.v1.Contact
 	11, // 9: customertext.contacts.v1.CreateGroupResponse.group:type_name -> customertext.contacts.v1.Group
 	11, // 10: customertext.contacts.v1.ListGroupsResponse.groups:type_name -> customertext.contacts.v1.Group
 	17, // 11: customertext.contacts.v1.ImportContactsResponse.errors:type_name -> customertext.contacts.v1.ImportError
-	1,  // 12: customertext.contacts.v1.ContactService.CreateContact:input_type -> customertext.contacts.v1.CreateContactRequest
-	3,  // 13: customertext.contacts.v1.ContactService.GetContact:input_type -> customertext.contacts.v1.GetContactRequest
-	5,  // 14: customertext.contacts.v1.ContactService.ListContacts:input_type -> customertext.contacts.v1.ListContactsRequest
-	7,  // 15: customertext.contacts.v1.ContactService.UpdateContact:input_type -> customertext.contacts.v1.UpdateContactRequest
-	9,  // 16: customertext.contacts.v1.ContactService.DeleteContact:input_type -> customertext.contacts.v1.DeleteContactRequest
-	12, // 17: customertext.contacts.v1.ContactService.CreateGroup:input_type -> customertext.contacts.v1.CreateGroupRequest
-	14, // 18: customertext.contacts.v1.ContactService.ListGroups:input_type -> customertext.contacts.v1.ListGroupsRequest
-	16, // 19: customertext.contacts.v1.ContactService.ImportContacts:input_type -> customertext.contacts.v1.ImportContactsRequest
-	2,  // 20: customertext.contacts.v1.ContactService.CreateContact:output_type -> customertext.contacts.v1.CreateContactResponse
-	4,  // 21: customertext.contacts.v1.ContactService.GetContact:output_type -> customertext.contacts.v1.GetContactResponse
-	6,  // 22: customertext.contacts.v1.ContactService.ListContacts:output_type -> customertext.contacts.v1.ListContactsResponse
-	8,  // 23: customertext.contacts.v1.ContactService.UpdateContact:output_type -> customertext.contacts.v1.UpdateContactResponse
-	10, // 24: customertext.contacts.v1.ContactService.DeleteContact:output_type -> customertext.contacts.v1.DeleteContactResponse
-	13, // 25: customertext.contacts.v1.ContactService.CreateGroup:output_type -> customertext.contacts.v1.CreateGroupResponse
-	15, // 26: customertext.contacts.v1.ContactService.ListGroups:output_type -> customertext.contacts.v1.ListGroupsResponse
-	18, // 27: customertext.contacts.v1.ContactService.ImportContacts:output_type -> customertext.contacts.v1.ImportContactsResponse
-	20, // [20:28] is the sub-list for method output_type
-	12, // [12:20] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	0,  // 12: customertext.contacts.v1.GetContactByPhoneResponse.contact:type_name -> customertext.contacts.v1.Contact
+	0,  // 13: customertext.contacts.v1.SetOptOutResponse.contact:type_name -> customertext.contacts.v1.Contact
+	0,  // 14: customertext.contacts.v1.AddContactToGroupsResponse.contact:type_name -> customertext.contacts.v1.Contact
+	1,  // 15: customertext.contacts.v1.ContactService.CreateContact:input_type -> customertext.contacts.v1.CreateContactRequest
+	3,  // 16: customertext.contacts.v1.ContactService.GetContact:input_type -> customertext.contacts.v1.GetContactRequest
+	5,  // 17: customertext.contacts.v1.ContactService.ListContacts:input_type -> customertext.contacts.v1.ListContactsRequest
+	7,  // 18: customertext.contacts.v1.ContactService.UpdateContact:input_type -> customertext.contacts.v1.UpdateContactRequest
+	9,  // 19: customertext.contacts.v1.ContactService.DeleteContact:input_type -> customertext.contacts.v1.DeleteContactRequest
+	12, // 20: customertext.contacts.v1.ContactService.CreateGroup:input_type -> customertext.contacts.v1.CreateGroupRequest
+	14, // 21: customertext.contacts.v1.ContactService.ListGroups:input_type -> customertext.contacts.v1.ListGroupsRequest
+	16, // 22: customertext.contacts.v1.ContactService.ImportContacts:input_type -> customertext.contacts.v1.ImportContactsRequest
+	19, // 23: customertext.contacts.v1.ContactService.GetContactByPhone:input_type -> customertext.contacts.v1.GetContactByPhoneRequest
+	21, // 24: customertext.contacts.v1.ContactService.SetOptOut:input_type -> customertext.contacts.v1.SetOptOutRequest
+	23, // 25: customertext.contacts.v1.ContactService.AddContactToGroups:input_type -> customertext.contacts.v1.AddContactToGroupsRequest
+	2,  // 26: customertext.contacts.v1.ContactService.CreateContact:output_type -> customertext.contacts.v1.CreateContactResponse
+	4,  // 27: customertext.contacts.v1.ContactService.GetContact:output_type -> customertext.contacts.v1.GetContactResponse
+	6,  // 28: customertext.contacts.v1.ContactService.ListContacts:output_type -> customertext.contacts.v1.ListContactsResponse
+	8,  // 29: customertext.contacts.v1.ContactService.UpdateContact:output_type -> customertext.contacts.v1.UpdateContactResponse
+	10, // 30: customertext.contacts.v1.ContactService.DeleteContact:output_type -> customertext.contacts.v1.DeleteContactResponse
+	13, // 31: customertext.contacts.v1.ContactService.CreateGroup:output_type -> customertext.contacts.v1.CreateGroupResponse
+	15, // 32: customertext.contacts.v1.ContactService.ListGroups:output_type -> customertext.contacts.v1.ListGroupsResponse
+	18, // 33: customertext.contacts.v1.ContactService.ImportContacts:output_type -> customertext.contacts.v1.ImportContactsResponse
+	20, // 34: customertext.contacts.v1.ContactService.GetContactByPhone:output_type -> customertext.contacts.v1.GetContactByPhoneResponse
+	22, // 35: customertext.contacts.v1.ContactService.SetOptOut:output_type -> customertext.contacts.v1.SetOptOutResponse
+	24, // 36: customertext.contacts.v1.ContactService.AddContactToGroups:output_type -> customertext.contacts.v1.AddContactToGroupsResponse
+	26, // [26:37] is the sub-list for method output_type
+	15, // [15:26] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_customertext_contacts_v1_contacts_proto_init() }
@@ -1256,7 +1649,7 @@ func file_customertext_contacts_v1_contacts_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_customertext_contacts_v1_contacts_proto_rawDesc), len(file_customertext_contacts_v1_contacts_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

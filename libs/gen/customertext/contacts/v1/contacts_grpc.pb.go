@@ -19,14 +19,17 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ContactService_CreateContact_FullMethodName  = "/customertext.contacts.v1.ContactService/CreateContact"
-	ContactService_GetContact_FullMethodName     = "/customertext.contacts.v1.ContactService/GetContact"
-	ContactService_ListContacts_FullMethodName   = "/customertext.contacts.v1.ContactService/ListContacts"
-	ContactService_UpdateContact_FullMethodName  = "/customertext.contacts.v1.ContactService/UpdateContact"
-	ContactService_DeleteContact_FullMethodName  = "/customertext.contacts.v1.ContactService/DeleteContact"
-	ContactService_CreateGroup_FullMethodName    = "/customertext.contacts.v1.ContactService/CreateGroup"
-	ContactService_ListGroups_FullMethodName     = "/customertext.contacts.v1.ContactService/ListGroups"
-	ContactService_ImportContacts_FullMethodName = "/customertext.contacts.v1.ContactService/ImportContacts"
+	ContactService_CreateContact_FullMethodName      = "/customertext.contacts.v1.ContactService/CreateContact"
+	ContactService_GetContact_FullMethodName         = "/customertext.contacts.v1.ContactService/GetContact"
+	ContactService_ListContacts_FullMethodName       = "/customertext.contacts.v1.ContactService/ListContacts"
+	ContactService_UpdateContact_FullMethodName      = "/customertext.contacts.v1.ContactService/UpdateContact"
+	ContactService_DeleteContact_FullMethodName      = "/customertext.contacts.v1.ContactService/DeleteContact"
+	ContactService_CreateGroup_FullMethodName        = "/customertext.contacts.v1.ContactService/CreateGroup"
+	ContactService_ListGroups_FullMethodName         = "/customertext.contacts.v1.ContactService/ListGroups"
+	ContactService_ImportContacts_FullMethodName     = "/customertext.contacts.v1.ContactService/ImportContacts"
+	ContactService_GetContactByPhone_FullMethodName  = "/customertext.contacts.v1.ContactService/GetContactByPhone"
+	ContactService_SetOptOut_FullMethodName          = "/customertext.contacts.v1.ContactService/SetOptOut"
+	ContactService_AddContactToGroups_FullMethodName = "/customertext.contacts.v1.ContactService/AddContactToGroups"
 )
 
 // ContactServiceClient is the client API for ContactService service.
@@ -44,6 +47,14 @@ type ContactServiceClient interface {
 	CreateGroup(ctx context.Context, in *CreateGroupRequest, opts ...grpc.CallOption) (*CreateGroupResponse, error)
 	ListGroups(ctx context.Context, in *ListGroupsRequest, opts ...grpc.CallOption) (*ListGroupsResponse, error)
 	ImportContacts(ctx context.Context, in *ImportContactsRequest, opts ...grpc.CallOption) (*ImportContactsResponse, error)
+	// GetContactByPhone finds a contact by its E.164 number (NOT_FOUND when there is none).
+	GetContactByPhone(ctx context.Context, in *GetContactByPhoneRequest, opts ...grpc.CallOption) (*GetContactByPhoneResponse, error)
+	// SetOptOut records an opt-out or opt-in (idempotent). It emits no event: messaging emits
+	// contact_opt_out.
+	SetOptOut(ctx context.Context, in *SetOptOutRequest, opts ...grpc.CallOption) (*SetOptOutResponse, error)
+	// AddContactToGroups adds memberships, creating missing groups (idempotent). It emits no event:
+	// the caller (keyword opt-in) emits keyword_opt_in.
+	AddContactToGroups(ctx context.Context, in *AddContactToGroupsRequest, opts ...grpc.CallOption) (*AddContactToGroupsResponse, error)
 }
 
 type contactServiceClient struct {
@@ -134,6 +145,36 @@ func (c *contactServiceClient) ImportContacts(ctx context.Context, in *ImportCon
 	return out, nil
 }
 
+func (c *contactServiceClient) GetContactByPhone(ctx context.Context, in *GetContactByPhoneRequest, opts ...grpc.CallOption) (*GetContactByPhoneResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetContactByPhoneResponse)
+	err := c.cc.Invoke(ctx, ContactService_GetContactByPhone_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *contactServiceClient) SetOptOut(ctx context.Context, in *SetOptOutRequest, opts ...grpc.CallOption) (*SetOptOutResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetOptOutResponse)
+	err := c.cc.Invoke(ctx, ContactService_SetOptOut_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *contactServiceClient) AddContactToGroups(ctx context.Context, in *AddContactToGroupsRequest, opts ...grpc.CallOption) (*AddContactToGroupsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AddContactToGroupsResponse)
+	err := c.cc.Invoke(ctx, ContactService_AddContactToGroups_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ContactServiceServer is the server API for ContactService service.
 // All implementations must embed UnimplementedContactServiceServer
 // for forward compatibility.
@@ -149,6 +190,14 @@ type ContactServiceServer interface {
 	CreateGroup(context.Context, *CreateGroupRequest) (*CreateGroupResponse, error)
 	ListGroups(context.Context, *ListGroupsRequest) (*ListGroupsResponse, error)
 	ImportContacts(context.Context, *ImportContactsRequest) (*ImportContactsResponse, error)
+	// GetContactByPhone finds a contact by its E.164 number (NOT_FOUND when there is none).
+	GetContactByPhone(context.Context, *GetContactByPhoneRequest) (*GetContactByPhoneResponse, error)
+	// SetOptOut records an opt-out or opt-in (idempotent). It emits no event: messaging emits
+	// contact_opt_out.
+	SetOptOut(context.Context, *SetOptOutRequest) (*SetOptOutResponse, error)
+	// AddContactToGroups adds memberships, creating missing groups (idempotent). It emits no event:
+	// the caller (keyword opt-in) emits keyword_opt_in.
+	AddContactToGroups(context.Context, *AddContactToGroupsRequest) (*AddContactToGroupsResponse, error)
 	mustEmbedUnimplementedContactServiceServer()
 }
 
@@ -182,6 +231,15 @@ func (UnimplementedContactServiceServer) ListGroups(context.Context, *ListGroups
 }
 func (UnimplementedContactServiceServer) ImportContacts(context.Context, *ImportContactsRequest) (*ImportContactsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ImportContacts not implemented")
+}
+func (UnimplementedContactServiceServer) GetContactByPhone(context.Context, *GetContactByPhoneRequest) (*GetContactByPhoneResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetContactByPhone not implemented")
+}
+func (UnimplementedContactServiceServer) SetOptOut(context.Context, *SetOptOutRequest) (*SetOptOutResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetOptOut not implemented")
+}
+func (UnimplementedContactServiceServer) AddContactToGroups(context.Context, *AddContactToGroupsRequest) (*AddContactToGroupsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddContactToGroups not implemented")
 }
 func (UnimplementedContactServiceServer) mustEmbedUnimplementedContactServiceServer() {}
 func (UnimplementedContactServiceServer) testEmbeddedByValue()                        {}
@@ -348,6 +406,60 @@ func _ContactService_ImportContacts_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ContactService_GetContactByPhone_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetContactByPhoneRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ContactServiceServer).GetContactByPhone(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ContactService_GetContactByPhone_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ContactServiceServer).GetContactByPhone(ctx, req.(*GetContactByPhoneRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ContactService_SetOptOut_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetOptOutRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ContactServiceServer).SetOptOut(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ContactService_SetOptOut_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ContactServiceServer).SetOptOut(ctx, req.(*SetOptOutRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ContactService_AddContactToGroups_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddContactToGroupsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ContactServiceServer).AddContactToGroups(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ContactService_AddContactToGroups_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ContactServiceServer).AddContactToGroups(ctx, req.(*AddContactToGroupsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ContactService_ServiceDesc is the grpc.ServiceDesc for ContactService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -386,6 +498,18 @@ var ContactService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ImportContacts",
 			Handler:    _ContactService_ImportContacts_Handler,
+		},
+		{
+			MethodName: "GetContactByPhone",
+			Handler:    _ContactService_GetContactByPhone_Handler,
+		},
+		{
+			MethodName: "SetOptOut",
+			Handler:    _ContactService_SetOptOut_Handler,
+		},
+		{
+			MethodName: "AddContactToGroups",
+			Handler:    _ContactService_AddContactToGroups_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
