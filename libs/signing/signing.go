@@ -71,9 +71,9 @@ func Headers(h http.Header, secrets []Secret, id string, ts time.Time, body []by
 	for _, s := range secrets {
 		sigs = append(sigs, s.Signature(id, unix, body))
 	}
-	h[HeaderID] = []string{id}
-	h[HeaderTimestamp] = []string{strconv.FormatInt(unix, 10)}
-	h[HeaderSignature] = []string{strings.Join(sigs, " ")}
+	h.Set(HeaderID, id)
+	h.Set(HeaderTimestamp, strconv.FormatInt(unix, 10))
+	h.Set(HeaderSignature, strings.Join(sigs, " "))
 }
 
 // ErrInvalid is returned by Verify for a request that does not carry a valid signature.

@@ -1,0 +1,197 @@
+package outbox_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/customertext/webhooks/libs/event"
+	eventsv1 "github.com/customertext/webhooks/libs/gen/customertext/events/v1"
+	"github.com/customertext/webhooks/libs/natsserver"
+	"github.com/customertext/webhooks/libs/outbox"
+	"github.com/customertext/webhooks/libs/pgtest"
+	"github.com/customertext/webhooks/libs/postgres"
+	"github.com/customertext/webhooks/libs/streams"
+)
+
+const schema = "svc"
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func addEvents(t *testing.T, pool *pgxpool.Pool, n int) []string {
+	t.Helper()
+	var ids []string
+	ctx := context.Background()
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		for range n {
+			env, err := event.New("acct_1", &eventsv1.NewContact{ContactId: "c1", Source: "manual"}, time.Now())
+			if err != nil {
+				return err
+			}
+			if err := outbox.Add(ctx, tx, schema, env, nats.Header{"traceparent": {"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}}); err != nil {
+				return err
+			}
+			ids = append(ids, env.EventID)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+func TestRelayPublishesOnceAndSurvivesNATSOutage(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pool, err := postgres.Open(ctx, pgtest.NewDatabase(t), schema, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if err := outbox.Migrate(ctx, pool, schema); err != nil {
+		t.Fatal(err)
+	}
+	if err := outbox.Migrate(ctx, pool, schema); err != nil {
+		t.Fatalf("second migration run must be a no-op: %v", err)
+	}
+
+	port, store := freePort(t), t.TempDir()
+	ns, err := natsserver.Start(natsserver.Options{Port: port, StoreDir: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(ns.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := streams.Ensure(ctx, js, streams.Config{}); err != nil {
+		t.Fatal(err)
+	}
+
+	reg := prometheus.NewRegistry()
+	relay, err := outbox.NewRelay(pool, js, slog.New(slog.NewTextHandler(io.Discard, nil)), reg,
+		outbox.RelayConfig{Schema: schema, PollInterval: 100 * time.Millisecond, AckTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- relay.Run(ctx) }()
+
+	streamMsgs := func() uint64 {
+		s, err := js.Stream(ctx, streams.Events)
+		if err != nil {
+			return 0
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			return 0
+		}
+		return info.State.Msgs
+	}
+	pending := func() int {
+		var n int
+		if err := pool.QueryRow(ctx, "SELECT count(*) FROM outbox").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	first := addEvents(t, pool, 3)
+	waitFor(t, "3 events on EVENTS", func() bool { return streamMsgs() == 3 && pending() == 0 })
+
+	// NATS goes away: events keep being accepted and wait in the outbox.
+	ns.Shutdown()
+	second := addEvents(t, pool, 5)
+	waitFor(t, "a failed publish attempt", func() bool { return testutil.ToFloat64(relay.FailuresForTest()) > 0 })
+	if got := pending(); got != 5 {
+		t.Fatalf("outbox during outage: got %d rows, want 5", got)
+	}
+
+	ns, err = natsserver.Start(natsserver.Options{Port: port, StoreDir: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Shutdown()
+	waitFor(t, "8 events on EVENTS after the outage", func() bool { return streamMsgs() == 8 && pending() == 0 })
+
+	// A relay that crashed after publishing but before deleting re-publishes: JetStream drops it.
+	if _, err := pool.Exec(ctx, `INSERT INTO outbox (event_id, subject, body) VALUES ($1, $2, $3)`,
+		first[0], streams.EventSubject("acct_1", event.NewContact), []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `SELECT pg_notify($1, '')`, outbox.Channel(schema)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the duplicate row to be relayed", func() bool { return pending() == 0 })
+	if got := streamMsgs(); got != 8 {
+		t.Errorf("after re-publishing a duplicate: got %d messages, want 8", got)
+	}
+
+	// Every event arrived exactly once, with its id and trace header.
+	cons, err := js.OrderedConsumer(ctx, streams.Events, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.Fetch(8, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for m := range batch.Messages() {
+		id := m.Headers().Get(jetstream.MsgIDHeader)
+		if seen[id] {
+			t.Errorf("event %s published twice", id)
+		}
+		seen[id] = true
+		if m.Headers().Get("traceparent") == "" {
+			t.Errorf("event %s lost its traceparent header", id)
+		}
+		if _, err := event.Parse(m.Data()); err != nil {
+			t.Errorf("event %s: %v", id, err)
+		}
+	}
+	for _, id := range append(first, second...) {
+		if !seen[id] {
+			t.Errorf("event %s never published", id)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("relay returned %v", err)
+	}
+}

@@ -1,0 +1,97 @@
+package ssrf
+
+import (
+	"errors"
+	"net/netip"
+	"testing"
+)
+
+func TestCheck(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		addr    string
+		allowed bool
+	}{
+		{"8.8.8.8", true},
+		{"1.1.1.1", true},
+		{"2606:4700:4700::1111", true},
+		{"127.0.0.1", false},
+		{"127.5.5.5", false},
+		{"::1", false},
+		{"10.0.0.1", false},
+		{"172.16.3.4", false},
+		{"192.168.1.1", false},
+		{"169.254.169.254", false}, // cloud metadata
+		{"fd00:ec2::254", false},   // AWS IPv6 metadata
+		{"fe80::1", false},
+		{"0.0.0.0", false},
+		{"::", false},
+		{"100.64.0.1", false},
+		{"224.0.0.1", false},
+		{"255.255.255.255", false},
+		{"::ffff:127.0.0.1", false}, // IPv4-mapped loopback
+		{"::ffff:10.1.2.3", false},
+		{"64:ff9b::a00:1", false}, // NAT64 of 10.0.0.1
+		{"198.18.0.1", false},
+		{"192.0.2.1", false},
+	}
+	g := New(nil)
+	for _, tt := range tests {
+		t.Run(tt.addr, func(t *testing.T) {
+			err := g.Check(netip.MustParseAddr(tt.addr))
+			if got := err == nil; got != tt.allowed {
+				t.Fatalf("Check(%s): got allowed=%v (%v), want %v", tt.addr, got, err, tt.allowed)
+			}
+			if err != nil && !errors.Is(err, ErrForbidden) {
+				t.Errorf("got %v, want it to wrap ErrForbidden", err)
+			}
+		})
+	}
+}
+
+func TestAllowList(t *testing.T) {
+	t.Parallel()
+	allow, err := ParseAllowList(" 127.0.0.0/8, ::1 ,10.1.0.0/16")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := New(allow)
+	for addr, want := range map[string]bool{
+		"127.0.0.1": true, "::1": true, "10.1.2.3": true, "10.2.0.1": false, "169.254.169.254": false,
+	} {
+		if got := g.Check(netip.MustParseAddr(addr)) == nil; got != want {
+			t.Errorf("Check(%s) with allow-list: got %v, want %v", addr, got, want)
+		}
+	}
+	if err := g.Control("tcp", "127.0.0.1:80", nil); err != nil {
+		t.Errorf("Control(127.0.0.1:80): %v", err)
+	}
+	if err := New(nil).Control("tcp", "127.0.0.1:80", nil); err == nil {
+		t.Error("Control(127.0.0.1:80) without allow-list: got nil, want error")
+	}
+	for _, bad := range []string{"nope", "10.0.0.0/99", "1.2.3.4/"} {
+		if _, err := ParseAllowList(bad); err == nil {
+			t.Errorf("ParseAllowList(%q): got nil error, want one", bad)
+		}
+	}
+}
+
+func FuzzControl(f *testing.F) {
+	f.Add("127.0.0.1:80")
+	f.Add("[::1]:443")
+	f.Add("example.com:80")
+	g := New(nil)
+	f.Fuzz(func(t *testing.T, address string) {
+		err := g.Control("tcp", address, nil)
+		if err == nil {
+			// Anything admitted must be a literal, routable address.
+			ap, perr := netip.ParseAddrPort(address)
+			if perr != nil {
+				t.Fatalf("admitted unparseable address %q", address)
+			}
+			if a := ap.Addr().Unmap(); a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() {
+				t.Fatalf("admitted %q", address)
+			}
+		}
+	})
+}
