@@ -13,7 +13,7 @@ PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 MODULES := libs services/contacts services/messaging services/campaigns services/subscriptions services/dispatcher e2e
 SERVICES := contacts messaging campaigns subscriptions dispatcher
 
-.PHONY: all dev test test-short lint generate check-generated tools build bench clean
+.PHONY: all dev test lint generate check-generated tools build bench clean postgres
 
 all: lint test
 
@@ -48,17 +48,21 @@ lint: tools
 build:
 	@for s in $(SERVICES); do (cd services/$$s && go build -o $(BIN)/$$s .) || exit 1; done
 
+## postgres: start the machine's PostgreSQL when it is stopped.
+postgres:
+	@scripts/ensure-postgres.sh
+
 ## test: every test of every module, with the race detector, against the machine's PostgreSQL and
 ## an in-process nats-server.
-test:
+test: postgres
 	@fail=0; for m in $(MODULES); do echo "=== $$m"; (cd $$m && go test -race -count=1 -timeout 15m ./...) || fail=1; done; exit $$fail
 
 ## dev: run the whole platform locally with an embedded NATS server and a demo webhook.
-dev: build
+dev: postgres build
 	cd e2e && go run ./cmd/devstack -bin $(BIN)
 
 ## bench: drive the real pipeline and print figures; the last line is a JSON summary.
-bench: build
+bench: postgres build
 	cd e2e && go run ./cmd/bench -bin $(BIN)
 
 clean:
