@@ -1,0 +1,267 @@
+// Package adapters stores contacts, groups and memberships in PostgreSQL (schema "contacts") and
+// writes events to the transactional outbox in the same transactions.
+package adapters
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+
+	"github.com/customertext/webhooks/libs/event"
+	"github.com/customertext/webhooks/libs/outbox"
+	"github.com/customertext/webhooks/libs/postgres"
+	"github.com/customertext/webhooks/services/contacts/internal/app"
+	"github.com/customertext/webhooks/services/contacts/internal/domain"
+)
+
+// Schema is the contacts service's PostgreSQL schema.
+const Schema = "contacts"
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrate applies the contacts migrations and the outbox's.
+func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	if err := postgres.Migrate(ctx, pool, Schema, migrations, "migrations"); err != nil {
+		return fmt.Errorf("migrate contacts: %w", err)
+	}
+	if err := outbox.Migrate(ctx, pool, Schema); err != nil {
+		return fmt.Errorf("migrate outbox: %w", err)
+	}
+	return nil
+}
+
+// Store implements app.Store on a pool whose search_path is Schema.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// NewStore returns a Store on pool.
+func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+var _ app.Store = (*Store)(nil)
+
+// querier is what both the pool and a transaction offer.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// InTx implements app.Store.
+func (s *Store) InTx(ctx context.Context, fn func(tx app.Tx) error) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return fn(&Tx{tx: tx}) })
+}
+
+// contactColumns selects a contact with its group names sorted case-insensitively.
+const contactColumns = `c.id, c.account_id, c.first_name, c.last_name, c.phone, c.email, c.opted_out,
+	c.create_time, c.update_time,
+	COALESCE((SELECT array_agg(g.name ORDER BY lower(g.name), g.name) FROM memberships m
+		JOIN groups g ON g.account_id = m.account_id AND g.id = m.group_id
+		WHERE m.account_id = c.account_id AND m.contact_id = c.id), '{}')`
+
+func scanContact(row pgx.CollectableRow) (domain.Contact, error) {
+	var c domain.Contact
+	err := row.Scan(&c.ID, &c.AccountID, &c.FirstName, &c.LastName, &c.Phone, &c.Email, &c.OptedOut,
+		&c.CreateTime, &c.UpdateTime, &c.Groups)
+	c.CreateTime, c.UpdateTime = c.CreateTime.UTC(), c.UpdateTime.UTC()
+	return c, err
+}
+
+func queryOne(ctx context.Context, q querier, sql string, args ...any) (domain.Contact, error) {
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return domain.Contact{}, fmt.Errorf("query contact: %w", err)
+	}
+	c, err := pgx.CollectExactlyOneRow(rows, scanContact)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return domain.Contact{}, domain.ErrNotFound
+	}
+	if err != nil {
+		return domain.Contact{}, fmt.Errorf("read contact: %w", err)
+	}
+	return c, nil
+}
+
+// Get implements app.Store.
+func (s *Store) Get(ctx context.Context, accountID, id string) (domain.Contact, error) {
+	return queryOne(ctx, s.pool, `SELECT `+contactColumns+` FROM contacts c WHERE c.account_id = $1 AND c.id = $2`, accountID, id)
+}
+
+// GetByPhone implements app.Store.
+func (s *Store) GetByPhone(ctx context.Context, accountID, phone string) (domain.Contact, error) {
+	return queryOne(ctx, s.pool, `SELECT `+contactColumns+` FROM contacts c WHERE c.account_id = $1 AND c.phone = $2`, accountID, phone)
+}
+
+// List implements app.Store.
+func (s *Store) List(ctx context.Context, accountID, group, afterID string, limit int) ([]domain.Contact, error) {
+	sql := `SELECT ` + contactColumns + ` FROM contacts c WHERE c.account_id = $1 AND c.id > $2`
+	args := []any{accountID, afterID, limit}
+	if group != "" {
+		sql += ` AND EXISTS (SELECT 1 FROM memberships m JOIN groups g ON g.account_id = m.account_id AND g.id = m.group_id
+			WHERE m.account_id = c.account_id AND m.contact_id = c.id AND lower(g.name) = lower($4))`
+		args = append(args, group)
+	}
+	sql += ` ORDER BY c.id LIMIT $3`
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list contacts: %w", err)
+	}
+	cs, err := pgx.CollectRows(rows, scanContact)
+	if err != nil {
+		return nil, fmt.Errorf("read contacts: %w", err)
+	}
+	return cs, nil
+}
+
+// ListGroups implements app.Store.
+func (s *Store) ListGroups(ctx context.Context, accountID string) ([]domain.Group, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, name FROM groups WHERE account_id = $1 ORDER BY lower(name), name`, accountID)
+	if err != nil {
+		return nil, fmt.Errorf("list groups: %w", err)
+	}
+	gs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.Group, error) {
+		var g domain.Group
+		return g, r.Scan(&g.ID, &g.Name)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read groups: %w", err)
+	}
+	return gs, nil
+}
+
+// Tx implements app.Tx on a pgx transaction.
+type Tx struct {
+	tx pgx.Tx
+}
+
+var _ app.Tx = (*Tx)(nil)
+
+// Insert implements app.Tx.
+func (t *Tx) Insert(ctx context.Context, c domain.Contact) error {
+	tag, err := t.tx.Exec(ctx, `INSERT INTO contacts (account_id, id, first_name, last_name, phone, email, opted_out, create_time, update_time)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (account_id, phone) DO NOTHING`,
+		c.AccountID, c.ID, c.FirstName, c.LastName, c.Phone, c.Email, c.OptedOut, c.CreateTime, c.UpdateTime)
+	if err != nil {
+		return fmt.Errorf("insert contact: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return domain.ErrDuplicatePhone
+	}
+	if _, err := t.AddGroups(ctx, c.AccountID, c.ID, c.Groups); err != nil {
+		return err
+	}
+	return nil
+}
+
+// GetForUpdate implements app.Tx.
+func (t *Tx) GetForUpdate(ctx context.Context, accountID, id string) (domain.Contact, error) {
+	return queryOne(ctx, t.tx, `SELECT `+contactColumns+` FROM contacts c WHERE c.account_id = $1 AND c.id = $2 FOR UPDATE`, accountID, id)
+}
+
+// Update implements app.Tx.
+func (t *Tx) Update(ctx context.Context, c domain.Contact) error {
+	tag, err := t.tx.Exec(ctx, `UPDATE contacts SET first_name = $3, last_name = $4, phone = $5, email = $6,
+		opted_out = $7, update_time = $8 WHERE account_id = $1 AND id = $2`,
+		c.AccountID, c.ID, c.FirstName, c.LastName, c.Phone, c.Email, c.OptedOut, c.UpdateTime)
+	if postgres.IsUniqueViolation(err) {
+		return domain.ErrDuplicatePhone
+	}
+	if err != nil {
+		return fmt.Errorf("update contact: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return domain.ErrNotFound
+	}
+	ids, err := t.ensureGroups(ctx, c.AccountID, c.Groups)
+	if err != nil {
+		return err
+	}
+	if _, err := t.tx.Exec(ctx, `DELETE FROM memberships WHERE account_id = $1 AND contact_id = $2 AND NOT group_id = ANY($3)`,
+		c.AccountID, c.ID, ids); err != nil {
+		return fmt.Errorf("remove memberships: %w", err)
+	}
+	if _, err := t.tx.Exec(ctx, `INSERT INTO memberships (account_id, contact_id, group_id)
+		SELECT $1, $2, unnest($3::text[]) ON CONFLICT DO NOTHING`, c.AccountID, c.ID, ids); err != nil {
+		return fmt.Errorf("add memberships: %w", err)
+	}
+	return nil
+}
+
+// ensureGroups returns the ids of the named groups, creating the missing ones.
+func (t *Tx) ensureGroups(ctx context.Context, accountID string, names []string) ([]string, error) {
+	ids := make([]string, 0, len(names))
+	for _, name := range names {
+		gid, err := newGroupID()
+		if err != nil {
+			return nil, err
+		}
+		// The no-op update makes RETURNING yield the existing row on conflict.
+		var id string
+		err = t.tx.QueryRow(ctx, `INSERT INTO groups (account_id, id, name) VALUES ($1, $2, $3)
+			ON CONFLICT (account_id, lower(name)) DO UPDATE SET name = groups.name RETURNING id`,
+			accountID, gid, name).Scan(&id)
+		if err != nil {
+			return nil, fmt.Errorf("ensure group: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+// AddGroups implements app.Tx.
+func (t *Tx) AddGroups(ctx context.Context, accountID, contactID string, names []string) ([]string, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	ids, err := t.ensureGroups(ctx, accountID, names)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := t.tx.Query(ctx, `WITH added AS (
+			INSERT INTO memberships (account_id, contact_id, group_id) SELECT $1, $2, unnest($3::text[])
+			ON CONFLICT DO NOTHING RETURNING group_id)
+		SELECT g.name FROM added a JOIN groups g ON g.account_id = $1 AND g.id = a.group_id
+		ORDER BY lower(g.name), g.name`, accountID, contactID, ids)
+	if err != nil {
+		return nil, fmt.Errorf("add memberships: %w", err)
+	}
+	added, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("add memberships: %w", err)
+	}
+	return added, nil
+}
+
+// Delete implements app.Tx.
+func (t *Tx) Delete(ctx context.Context, accountID, id string) error {
+	tag, err := t.tx.Exec(ctx, `DELETE FROM contacts WHERE account_id = $1 AND id = $2`, accountID, id)
+	if err != nil {
+		return fmt.Errorf("delete contact: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return domain.ErrNotFound
+	}
+	return nil
+}
+
+// CreateGroup implements app.Tx.
+func (t *Tx) CreateGroup(ctx context.Context, accountID string, g domain.Group) error {
+	tag, err := t.tx.Exec(ctx, `INSERT INTO groups (account_id, id, name) VALUES ($1, $2, $3)
+		ON CONFLICT (account_id, lower(name)) DO NOTHING`, accountID, g.ID, g.Name)
+	if err != nil {
+		return fmt.Errorf("create group: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return domain.ErrGroupExists
+	}
+	return nil
+}
+
+// AddEvent implements app.Tx.
+func (t *Tx) AddEvent(ctx context.Context, env event.Envelope, headers nats.Header) error {
+	return outbox.Add(ctx, t.tx, Schema, env, headers)
+}
