@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/customertext/webhooks/libs/streams"
+	"github.com/customertext/webhooks/services/dispatcher/internal/endpoint"
+	"github.com/customertext/webhooks/services/dispatcher/internal/metrics"
+)
+
+// pollBacklog publishes the consumers' backlog (what autoscaling watches) every few seconds.
+func pollBacklog(ctx context.Context, js jetstream.JetStream, m *metrics.Metrics, logger *slog.Logger) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		for _, c := range []struct{ stream, name string }{
+			{streams.Events, streams.FanoutConsumer},
+			{streams.Deliveries, streams.DeliveryConsumer},
+		} {
+			info, err := js.Consumer(ctx, c.stream, c.name)
+			if err == nil {
+				var ci *jetstream.ConsumerInfo
+				if ci, err = info.Info(ctx); err == nil {
+					m.ConsumerPending.WithLabelValues(c.name).Set(float64(ci.NumPending))
+					m.ConsumerAckPending.WithLabelValues(c.name).Set(float64(ci.NumAckPending))
+				}
+			}
+			if err != nil && ctx.Err() == nil {
+				logger.Debug("poll consumer backlog", "consumer", c.name, "error", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// openCircuits exposes the number of open circuits as a gauge read at scrape time.
+func openCircuits(g *endpoint.Guard) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "dispatcher_open_circuits",
+		Help: "Endpoints whose circuit breaker is open or half-open on this replica.",
+	}, func() float64 { return float64(g.OpenCircuits()) })
+}

@@ -1,0 +1,165 @@
+// Package endpoint protects customers' endpoints and the dispatcher's capacity from each other:
+// a cap on concurrent requests per endpoint (host:port) and a circuit breaker per endpoint. A job
+// that may not go now is told how long to wait; the caller reschedules it instead of holding a
+// worker slot.
+package endpoint
+
+import (
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// Config tunes a Guard; zero values take the defaults.
+type Config struct {
+	// MaxConcurrent requests per endpoint; default 32.
+	MaxConcurrent int
+	// FailureThreshold consecutive failures (with no success in between) open the circuit;
+	// default 5.
+	FailureThreshold int
+	// OpenFor is how long a circuit stays open before a probe; it doubles after each failed
+	// probe up to MaxOpenFor. Defaults 10 s and 5 min.
+	OpenFor    time.Duration
+	MaxOpenFor time.Duration
+	// BusyDelay is the base delay for a job refused because its endpoint is at its cap;
+	// default 2 s (the actual delay is spread over [BusyDelay, 2×BusyDelay)).
+	BusyDelay time.Duration
+}
+
+// Reasons a job is deferred.
+const (
+	ReasonCircuitOpen  = "circuit_open"
+	ReasonEndpointBusy = "endpoint_busy"
+)
+
+// Guard tracks every endpoint this replica talks to. It is safe for concurrent use.
+type Guard struct {
+	cfg   Config
+	mu    sync.Mutex
+	hosts map[string]*state
+	now   func() time.Time
+	rnd   func() float64
+}
+
+type state struct {
+	inFlight  int
+	failures  int
+	open      bool
+	openFor   time.Duration
+	openUntil time.Time
+	probing   bool
+}
+
+// New returns a Guard.
+func New(cfg Config) *Guard {
+	if cfg.MaxConcurrent <= 0 {
+		cfg.MaxConcurrent = 32
+	}
+	if cfg.FailureThreshold <= 0 {
+		cfg.FailureThreshold = 5
+	}
+	if cfg.OpenFor <= 0 {
+		cfg.OpenFor = 10 * time.Second
+	}
+	if cfg.MaxOpenFor < cfg.OpenFor {
+		cfg.MaxOpenFor = max(5*time.Minute, cfg.OpenFor)
+	}
+	if cfg.BusyDelay <= 0 {
+		cfg.BusyDelay = 2 * time.Second
+	}
+	return &Guard{cfg: cfg, hosts: map[string]*state{}, now: time.Now, rnd: rand.Float64}
+}
+
+// Permit is a granted request slot; call Done exactly once with the result.
+type Permit struct {
+	g     *Guard
+	host  string
+	probe bool
+}
+
+// Acquire asks to send a request to host. When refused, wait is how long the job should be
+// rescheduled for and reason says why.
+func (g *Guard) Acquire(host string) (p Permit, ok bool, wait time.Duration, reason string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := g.now()
+	s := g.hosts[host]
+	if s == nil {
+		s = &state{}
+		g.hosts[host] = s
+	}
+	probe := false
+	if s.open {
+		if now.Before(s.openUntil) || s.probing {
+			// Spread the waiting jobs over one open period after the probe time, so a recovered
+			// endpoint is not hit by all of them at once.
+			wait = max(s.openUntil.Sub(now), 0) + time.Duration(g.rnd()*float64(s.openFor))
+			return Permit{}, false, max(wait, time.Second), ReasonCircuitOpen
+		}
+		// Half-open: exactly one probe.
+		s.probing = true
+		probe = true
+	}
+	if s.inFlight >= g.cfg.MaxConcurrent {
+		if probe {
+			s.probing = false
+		}
+		return Permit{}, false, g.cfg.BusyDelay + time.Duration(g.rnd()*float64(g.cfg.BusyDelay)), ReasonEndpointBusy
+	}
+	s.inFlight++
+	return Permit{g: g, host: host, probe: probe}, true, 0, ""
+}
+
+// Done releases the slot and feeds the breaker. unhealthy is true for failures that say the
+// endpoint itself is in trouble (no response, timeout, 5xx, 429); a 4xx answer is the
+// endpoint's opinion of one request and leaves the breaker alone.
+func (p Permit) Done(unhealthy bool) {
+	g := p.g
+	if g == nil {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s := g.hosts[p.host]
+	if s == nil {
+		return
+	}
+	s.inFlight--
+	if p.probe {
+		s.probing = false
+	}
+	switch {
+	case !unhealthy:
+		s.failures = 0
+		s.open = false
+		s.openFor = 0
+	case s.open && p.probe:
+		s.openFor = min(2*s.openFor, g.cfg.MaxOpenFor)
+		s.openUntil = g.now().Add(s.openFor)
+	case s.open:
+		// A request admitted before the circuit opened; already counted.
+	default:
+		s.failures++
+		if s.failures >= g.cfg.FailureThreshold {
+			s.open = true
+			s.openFor = g.cfg.OpenFor
+			s.openUntil = g.now().Add(s.openFor)
+		}
+	}
+	if s.inFlight == 0 && !s.open && s.failures == 0 {
+		delete(g.hosts, p.host) // forget healthy idle endpoints
+	}
+}
+
+// OpenCircuits counts endpoints whose circuit is open or half-open.
+func (g *Guard) OpenCircuits() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := 0
+	for _, s := range g.hosts {
+		if s.open {
+			n++
+		}
+	}
+	return n
+}

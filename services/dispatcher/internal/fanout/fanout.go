@@ -1,0 +1,272 @@
+// Package fanout turns each event on the EVENTS stream into one delivery job per matching
+// webhook on the DELIVERIES work queue. The event is acknowledged only after JetStream has
+// acknowledged every job, and every job carries a dedupe id, so a crash between any two steps
+// loses nothing and the re-run's jobs are dropped as duplicates.
+package fanout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/customertext/webhooks/libs/event"
+	webhooksv1 "github.com/customertext/webhooks/libs/gen/customertext/webhooks/v1"
+	"github.com/customertext/webhooks/libs/streams"
+	"github.com/customertext/webhooks/services/dispatcher/internal/index"
+	"github.com/customertext/webhooks/services/dispatcher/internal/metrics"
+)
+
+// Matcher finds the webhooks an event goes to.
+type Matcher interface {
+	Match(accountID, eventType string) []index.Webhook
+}
+
+// LanePicker chooses the ready lane for an account's jobs (tenant fairness).
+type LanePicker interface {
+	Lane(accountID string, jobs int) string
+}
+
+// DefaultLane is the lane of normal traffic.
+const DefaultLane = "default"
+
+// Config tunes a Fanout.
+type Config struct {
+	// Batch is how many events are fanned out together (one wait for all publish acks).
+	Batch int
+	// AckTimeout bounds the wait for the jobs' publish acknowledgements.
+	AckTimeout time.Duration
+}
+
+// Fanout is the fan-out stage.
+type Fanout struct {
+	js      jetstream.JetStream
+	cons    jetstream.Consumer
+	idx     Matcher
+	lanes   LanePicker
+	metrics *metrics.Metrics
+	logger  *slog.Logger
+	cfg     Config
+}
+
+// New builds a Fanout reading from cons.
+func New(js jetstream.JetStream, cons jetstream.Consumer, idx Matcher, lanes LanePicker, m *metrics.Metrics, logger *slog.Logger, cfg Config) *Fanout {
+	if cfg.Batch <= 0 {
+		cfg.Batch = 128
+	}
+	if cfg.AckTimeout <= 0 {
+		cfg.AckTimeout = 10 * time.Second
+	}
+	return &Fanout{js: js, cons: cons, idx: idx, lanes: lanes, metrics: m, logger: logger.With("component", "fanout"), cfg: cfg}
+}
+
+// Run consumes events until ctx ends. Events already pulled when ctx ends are still fanned out.
+func (f *Fanout) Run(ctx context.Context) error {
+	it, err := f.cons.Messages(jetstream.PullMaxMessages(2*f.cfg.Batch), jetstream.PullExpiry(5*time.Second))
+	if err != nil {
+		return fmt.Errorf("fanout: consume: %w", err)
+	}
+	msgs := make(chan jetstream.Msg, f.cfg.Batch)
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		defer close(msgs)
+		for {
+			m, err := it.Next()
+			if err != nil {
+				if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+					f.logger.Error("fanout: next message", "error", err)
+				}
+				return
+			}
+			msgs <- m
+		}
+	}()
+	stop := context.AfterFunc(ctx, it.Drain)
+	defer stop()
+	defer func() { it.Stop(); <-readerDone }()
+
+	// Work with a context that outlives ctx: pulled events are finished, not abandoned.
+	work := context.WithoutCancel(ctx)
+	for {
+		m, ok := <-msgs
+		if !ok {
+			return nil
+		}
+		batch := []jetstream.Msg{m}
+	fill:
+		for len(batch) < f.cfg.Batch {
+			select {
+			case m, ok := <-msgs:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, m)
+			default:
+				break fill
+			}
+		}
+		f.process(work, batch)
+	}
+}
+
+type planned struct {
+	msg     jetstream.Msg
+	futures []jetstream.PubAckFuture
+	err     error
+}
+
+// process fans out a batch of events: publish every job asynchronously, wait for the acks, then
+// acknowledge each event whose jobs are all stored.
+func (f *Fanout) process(ctx context.Context, batch []jetstream.Msg) {
+	plans := make([]planned, 0, len(batch))
+	for _, m := range batch {
+		p := planned{msg: m}
+		jobs, err := f.plan(m)
+		if err != nil {
+			var inv invalidError
+			if errors.As(err, &inv) {
+				f.metrics.EventsInvalid.WithLabelValues(inv.reason).Inc()
+				f.logger.Warn("terminating invalid event", "subject", m.Subject(), "reason", inv.reason, "error", err)
+				if err := m.TermWithReason(inv.reason); err != nil {
+					f.logger.Warn("terminate invalid event", "error", err)
+				}
+				continue
+			}
+			p.err = err
+		}
+		if len(jobs) == 0 && p.err == nil {
+			f.metrics.EventsTotal.WithLabelValues("no_match").Inc()
+		}
+		for _, j := range jobs {
+			fut, err := f.js.PublishMsgAsync(j) // Nats-Msg-Id is set by plan
+			if err != nil {
+				p.err = fmt.Errorf("publish job: %w", err)
+				break
+			}
+			p.futures = append(p.futures, fut)
+		}
+		plans = append(plans, p)
+	}
+
+	timeout := time.NewTimer(f.cfg.AckTimeout)
+	defer timeout.Stop()
+	for i := range plans {
+		p := &plans[i]
+		for _, fut := range p.futures {
+			if p.err != nil {
+				break
+			}
+			select {
+			case <-fut.Ok():
+			case err := <-fut.Err():
+				p.err = fmt.Errorf("publish job: %w", err)
+			case <-timeout.C:
+				p.err = errors.New("publish job: no acknowledgement in time")
+			case <-ctx.Done():
+				p.err = ctx.Err()
+			}
+		}
+		if p.err != nil {
+			// Redelivered later; the jobs already stored are deduplicated then.
+			f.logger.Warn("fan-out failed; the event will be redelivered", "subject", p.msg.Subject(), "error", p.err)
+			_ = p.msg.NakWithDelay(time.Second)
+			continue
+		}
+		if len(p.futures) > 0 {
+			f.metrics.EventsTotal.WithLabelValues("fanned_out").Inc()
+		}
+		if err := p.msg.Ack(); err != nil {
+			f.logger.Warn("ack event", "subject", p.msg.Subject(), "error", err)
+		}
+	}
+}
+
+// jobMsgIDHeader carries the dedupe id from plan to publish; WithMsgID sets Nats-Msg-Id.
+const jobMsgIDHeader = jetstream.MsgIDHeader
+
+type invalidError struct {
+	reason string
+	err    error
+}
+
+func (e invalidError) Error() string { return e.err.Error() }
+func (e invalidError) Unwrap() error { return e.err }
+
+func invalid(reason string, err error) error { return invalidError{reason: reason, err: err} }
+
+// plan validates an event and builds its job messages.
+func (f *Fanout) plan(m jetstream.Msg) ([]*nats.Msg, error) {
+	account, typ, err := streams.ParseEventSubject(m.Subject())
+	if err != nil {
+		return nil, invalid("bad_subject", err)
+	}
+	env, err := event.Parse(m.Data())
+	if err != nil {
+		if strings.Contains(err.Error(), "unknown event type") {
+			return nil, invalid("unknown_type", err)
+		}
+		return nil, invalid("unparseable", err)
+	}
+	if env.AccountID != account || env.Event != typ {
+		return nil, invalid("subject_mismatch", fmt.Errorf("subject %s does not match body (account %s, event %s)", m.Subject(), env.AccountID, env.Event))
+	}
+	at, err := env.Time()
+	if err != nil {
+		return nil, invalid("unparseable", err)
+	}
+	hooks := f.idx.Match(account, typ)
+	if len(hooks) == 0 {
+		return nil, nil
+	}
+	lane := DefaultLane
+	if f.lanes != nil {
+		lane = f.lanes.Lane(account, len(hooks))
+	}
+	out := make([]*nats.Msg, 0, len(hooks))
+	for _, w := range hooks {
+		id := DeliveryID(env.EventID, w.ID)
+		job := &webhooksv1.DeliveryJob{
+			DeliveryId: id,
+			EventId:    env.EventID,
+			EventType:  typ,
+			AccountId:  account,
+			WebhookId:  w.ID,
+			Attempt:    1,
+			Payload:    m.Data(),
+			EventTime:  timestamppb.New(at),
+		}
+		body, err := proto.Marshal(job)
+		if err != nil {
+			return nil, fmt.Errorf("marshal job: %w", err)
+		}
+		nm := nats.NewMsg(streams.ReadySubject(lane, id))
+		nm.Data = body
+		CopyTrace(m.Headers(), nm.Header)
+		nm.Header.Set(jobMsgIDHeader, id+".1")
+		out = append(out, nm)
+	}
+	f.metrics.JobsCreated.WithLabelValues(lane).Add(float64(len(out)))
+	return out, nil
+}
+
+// DeliveryID is stable per (event, webhook): "del_<event uuid>_<webhook id>".
+func DeliveryID(eventID, webhookID string) string {
+	return "del_" + strings.TrimPrefix(eventID, "evt_") + "_" + webhookID
+}
+
+// CopyTrace copies the W3C trace context headers.
+func CopyTrace(from, to nats.Header) {
+	for _, k := range []string{"traceparent", "tracestate"} {
+		if v := from.Get(k); v != "" {
+			to.Set(k, v)
+		}
+	}
+}

@@ -1,0 +1,108 @@
+// Package index keeps the dispatcher's in-memory copy of every webhook configuration: a map
+// lookup by (account, event type) for the fan-out and by id for the delivery workers, so no
+// event or attempt costs a database query or an RPC.
+package index
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	webhooksv1 "github.com/customertext/webhooks/libs/gen/customertext/webhooks/v1"
+	"github.com/customertext/webhooks/libs/signing"
+)
+
+// Secret is a signing key and when it stops signing (zero: the current secret).
+type Secret struct {
+	Key    signing.Secret
+	Expiry time.Time
+}
+
+// Webhook is the part of a webhook's configuration the dispatcher needs. Values are immutable
+// once built; the index replaces them whole.
+type Webhook struct {
+	ID        string
+	AccountID string
+	URL       string
+	// Host is the endpoint (host:port) that per-endpoint limits and circuit breakers key on.
+	Host            string
+	EventTypes      []string
+	Enabled         bool
+	Secrets         []Secret
+	AuthHeaderName  string
+	AuthHeaderValue string
+	// Timeout of one attempt; zero means the dispatcher's default.
+	Timeout time.Duration
+	Version int64
+}
+
+// FromProto validates a configuration received from the subscription service.
+func FromProto(c *webhooksv1.WebhookConfig) (Webhook, error) {
+	if c == nil {
+		return Webhook{}, errors.New("webhook config: missing")
+	}
+	if c.GetId() == "" || strings.ContainsAny(c.GetId(), " .*>\t\r\n") {
+		// The id becomes a NATS subject token of every delivery.
+		return Webhook{}, fmt.Errorf("webhook config %q: id must be a non-empty subject token", c.GetId())
+	}
+	if c.GetAccountId() == "" {
+		return Webhook{}, fmt.Errorf("webhook config %s: account_id is required", c.GetId())
+	}
+	u, err := url.Parse(c.GetUrl())
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return Webhook{}, fmt.Errorf("webhook config %s: url must be an absolute http(s) URL", c.GetId())
+	}
+	w := Webhook{
+		ID:              c.GetId(),
+		AccountID:       c.GetAccountId(),
+		URL:             c.GetUrl(),
+		Host:            u.Host,
+		EventTypes:      slices.Clone(c.GetEventTypes()),
+		Enabled:         c.GetEnabled(),
+		AuthHeaderName:  c.GetAuthHeaderName(),
+		AuthHeaderValue: c.GetAuthHeaderValue(),
+		Timeout:         time.Duration(c.GetTimeoutMs()) * time.Millisecond,
+		Version:         c.GetVersion(),
+	}
+	if w.Timeout < 0 {
+		w.Timeout = 0
+	}
+	for i, s := range c.GetSecrets() {
+		key, err := signing.ParseSecret(s.GetSecret())
+		if err != nil {
+			// The error text never contains the secret itself.
+			return Webhook{}, fmt.Errorf("webhook config %s: secrets[%d]: %w", c.GetId(), i, err)
+		}
+		sec := Secret{Key: key}
+		if s.GetExpireTime() != nil {
+			sec.Expiry = s.GetExpireTime().AsTime()
+		}
+		w.Secrets = append(w.Secrets, sec)
+	}
+	return w, nil
+}
+
+// SigningSecrets returns the secrets that still sign at now: the current one and, during a
+// rotation overlap, the previous one.
+func (w Webhook) SigningSecrets(now time.Time) []signing.Secret {
+	out := make([]signing.Secret, 0, len(w.Secrets))
+	for _, s := range w.Secrets {
+		if s.Expiry.IsZero() || now.Before(s.Expiry) {
+			out = append(out, s.Key)
+		}
+	}
+	return out
+}
+
+// Subscribes reports whether the webhook wants events of the given type.
+func (w Webhook) Subscribes(eventType string) bool {
+	return slices.Contains(w.EventTypes, eventType)
+}
+
+// String keeps secrets out of logs when a Webhook is printed whole.
+func (w Webhook) String() string {
+	return fmt.Sprintf("webhook %s (account %s, version %d)", w.ID, w.AccountID, w.Version)
+}

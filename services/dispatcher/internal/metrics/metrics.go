@@ -1,0 +1,92 @@
+// Package metrics declares the dispatcher's Prometheus metrics. Labels are bounded sets (event
+// type, outcome, reason, consumer, lane); nothing is labelled by account, webhook or URL.
+package metrics
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Delivery outcomes, the "outcome" label of DeliveriesTotal.
+const (
+	OutcomeSucceeded    = "succeeded"
+	OutcomeRetrying     = "retrying"
+	OutcomeDeadLettered = "dead_lettered"
+	OutcomeGone         = "gone"
+	// OutcomeDropped is a job whose webhook was deleted or disabled.
+	OutcomeDropped = "dropped"
+)
+
+// Metrics are the dispatcher's instruments.
+type Metrics struct {
+	// Fan-out.
+	EventsTotal   *prometheus.CounterVec // result: fanned_out, no_match
+	EventsInvalid *prometheus.CounterVec // reason
+	JobsCreated   *prometheus.CounterVec // lane
+
+	// Delivery.
+	DeliveriesTotal *prometheus.CounterVec   // event_type, outcome
+	AttemptDuration *prometheus.HistogramVec // result: success, failure
+	EndToEnd        *prometheus.HistogramVec // event_type
+	RetriesTotal    prometheus.Counter
+	DeadLetters     prometheus.Counter
+	Deferred        *prometheus.CounterVec // reason: circuit_open, endpoint_busy, lookup_failed
+	InvalidJobs     prometheus.Counter
+	InFlight        prometheus.Gauge
+	QueueWait       *prometheus.HistogramVec // lane: time from ready (or scheduled) to pickup
+
+	// Consumers, polled.
+	ConsumerPending    *prometheus.GaugeVec // consumer
+	ConsumerAckPending *prometheus.GaugeVec // consumer
+	LaneBacklog        *prometheus.GaugeVec // lane
+}
+
+// New creates and registers the metrics.
+func New(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		EventsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dispatcher_events_total",
+			Help: "Events read by the fan-out, by result (fanned_out, no_match)."}, []string{"result"}),
+		EventsInvalid: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dispatcher_events_invalid_total",
+			Help: "Messages on the EVENTS stream that were not valid events and were terminated, by reason."}, []string{"reason"}),
+		JobsCreated: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dispatcher_jobs_created_total",
+			Help: "Delivery jobs published by the fan-out, by lane."}, []string{"lane"}),
+		DeliveriesTotal: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dispatcher_deliveries_total",
+			Help: "Delivery attempts by event type and outcome (succeeded, retrying, dead_lettered, gone, dropped)."},
+			[]string{"event_type", "outcome"}),
+		AttemptDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "dispatcher_attempt_duration_seconds",
+			Help:    "Duration of one HTTP attempt, by result (success, failure).",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 10)}, []string{"result"}),
+		EndToEnd: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "dispatcher_end_to_end_latency_seconds",
+			Help:    "Time from the event to its successful delivery (2xx), by event type.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 3, 14)}, []string{"event_type"}),
+		RetriesTotal: prometheus.NewCounter(prometheus.CounterOpts{Name: "dispatcher_retries_scheduled_total",
+			Help: "Retries scheduled as message schedules after a failed attempt."}),
+		DeadLetters: prometheus.NewCounter(prometheus.CounterOpts{Name: "dispatcher_dead_letters_total",
+			Help: "Deliveries dead-lettered after their last attempt (or a 410 Gone)."}),
+		Deferred: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dispatcher_deferred_total",
+			Help: "Jobs rescheduled without an HTTP call, by reason (circuit_open, endpoint_busy, lookup_failed)."},
+			[]string{"reason"}),
+		InvalidJobs: prometheus.NewCounter(prometheus.CounterOpts{Name: "dispatcher_jobs_invalid_total",
+			Help: "Messages on the ready subjects that were not delivery jobs and were terminated."}),
+		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "dispatcher_deliveries_in_flight",
+			Help: "Delivery jobs being processed by this replica."}),
+		QueueWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "dispatcher_queue_wait_seconds",
+			Help:    "Time a ready job waited in the stream before a worker picked it up, by lane.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 3, 12)}, []string{"lane"}),
+		ConsumerPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "dispatcher_consumer_pending",
+			Help: "Messages not yet delivered to the consumer (num_pending), by consumer."}, []string{"consumer"}),
+		ConsumerAckPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "dispatcher_consumer_ack_pending",
+			Help: "Messages delivered but not yet acknowledged, by consumer."}, []string{"consumer"}),
+		LaneBacklog: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "dispatcher_lane_backlog",
+			Help: "Ready delivery jobs waiting, by lane."}, []string{"lane"}),
+	}
+	for _, c := range []prometheus.Collector{m.EventsTotal, m.EventsInvalid, m.JobsCreated, m.DeliveriesTotal,
+		m.AttemptDuration, m.EndToEnd, m.RetriesTotal, m.DeadLetters, m.Deferred, m.InvalidJobs, m.InFlight,
+		m.QueueWait, m.ConsumerPending, m.ConsumerAckPending, m.LaneBacklog} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register dispatcher metrics: %w", err)
+		}
+	}
+	return m, nil
+}

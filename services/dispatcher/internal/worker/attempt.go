@@ -1,0 +1,304 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/customertext/webhooks/libs/delivery"
+	webhooksv1 "github.com/customertext/webhooks/libs/gen/customertext/webhooks/v1"
+	"github.com/customertext/webhooks/libs/streams"
+	"github.com/customertext/webhooks/services/dispatcher/internal/index"
+	"github.com/customertext/webhooks/services/dispatcher/internal/metrics"
+)
+
+// errWebhookDisabled is the error of the dead-letter record of a job whose webhook is disabled.
+const errWebhookDisabled = "webhook is disabled; not delivered (redeliver after enabling it)"
+
+// handle processes one ready job. Every path ends in exactly one of: ack (after the durable
+// follow-up is stored), nak (redelivered) or term (not a job).
+func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
+	lane := LaneOf(msg.Subject())
+	if meta, err := msg.Metadata(); err == nil {
+		p.metrics.QueueWait.WithLabelValues(lane).Observe(max(p.now().Sub(meta.Timestamp), 0).Seconds())
+	}
+	job, err := ParseJob(msg.Data())
+	if err != nil {
+		p.metrics.InvalidJobs.Inc()
+		p.logger.Error("terminating invalid delivery job", "subject", msg.Subject(), "error", err)
+		_ = msg.TermWithReason("invalid delivery job")
+		return
+	}
+	if p.tracer != nil {
+		ctx = p.tracer.Extract(ctx, msg.Headers())
+	}
+	log := p.logger.With("delivery_id", job.GetDeliveryId(), "attempt", job.GetAttempt())
+
+	hook, found, err := p.hooks.Lookup(ctx, job.GetWebhookId())
+	switch {
+	case err != nil:
+		log.Warn("webhook lookup failed; rescheduling", "error", err)
+		p.deferJob(ctx, msg, job, lane, 5*time.Second, "lookup_failed")
+		return
+	case !found || hook.AccountID != job.GetAccountId():
+		// Deleted: nothing to deliver to and nothing to log against.
+		p.metrics.DeliveriesTotal.WithLabelValues(job.GetEventType(), metrics.OutcomeDropped).Inc()
+		log.Info("webhook no longer exists; dropping delivery", "webhook_id", job.GetWebhookId())
+		p.ack(msg, log)
+		return
+	case !hook.Enabled:
+		rec := p.record(job, hook, delivery.Result{}, p.now())
+		rec.Outcome = webhooksv1.Outcome_OUTCOME_DEAD_LETTERED
+		rec.Error = errWebhookDisabled
+		rec.Payload = job.GetPayload()
+		p.metrics.DeliveriesTotal.WithLabelValues(job.GetEventType(), metrics.OutcomeDropped).Inc()
+		p.settle(ctx, msg, log, rec, nil)
+		return
+	}
+
+	permit, ok, wait, reason := p.guard.Acquire(hook.Host)
+	if !ok {
+		p.deferJob(ctx, msg, job, lane, wait, reason)
+		return
+	}
+	timeout := hook.Timeout
+	if timeout <= 0 {
+		timeout = p.cfg.DefaultTimeout
+	}
+	timeout = min(timeout, p.cfg.MaxTimeout)
+	started := p.now()
+	stopKeepAlive := p.keepAlive(msg, timeout)
+	res := p.sender.Send(ctx, delivery.Request{
+		URL:             hook.URL,
+		Body:            job.GetPayload(),
+		MsgID:           job.GetEventId(),
+		Secrets:         hook.SigningSecrets(started),
+		AuthHeaderName:  hook.AuthHeaderName,
+		AuthHeaderValue: hook.AuthHeaderValue,
+		Timeout:         timeout,
+	})
+	stopKeepAlive()
+	permit.Done(unhealthy(res))
+	if ctx.Err() != nil && !res.Succeeded() {
+		// Shutdown cut the attempt short: not the endpoint's fault, let another replica retry.
+		_ = msg.Nak()
+		return
+	}
+	if res.Succeeded() {
+		p.metrics.AttemptDuration.WithLabelValues("success").Observe(res.Duration.Seconds())
+	} else {
+		p.metrics.AttemptDuration.WithLabelValues("failure").Observe(res.Duration.Seconds())
+	}
+
+	rec := p.record(job, hook, res, started)
+	var sched *nats.Msg
+	outcome := metrics.OutcomeSucceeded
+	switch {
+	case res.Succeeded():
+		rec.Outcome = webhooksv1.Outcome_OUTCOME_SUCCEEDED
+		if et := job.GetEventTime(); et != nil {
+			p.metrics.EndToEnd.WithLabelValues(job.GetEventType()).Observe(max(p.now().Sub(et.AsTime()), 0).Seconds())
+		}
+	case res.Gone():
+		rec.Outcome = webhooksv1.Outcome_OUTCOME_DEAD_LETTERED
+		rec.Gone = true
+		rec.Payload = job.GetPayload()
+		outcome = metrics.OutcomeGone
+	default:
+		delay, again := p.cfg.Policy.Next(int(job.GetAttempt()), res.RetryAfter)
+		if !again {
+			rec.Outcome = webhooksv1.Outcome_OUTCOME_DEAD_LETTERED
+			rec.Payload = job.GetPayload()
+			outcome = metrics.OutcomeDeadLettered
+			break
+		}
+		at := p.now().Add(delay)
+		next := proto.CloneOf(job)
+		next.Attempt = job.GetAttempt() + 1
+		sched, err = ScheduleMsg(next, lane, at, fmt.Sprintf("%s.%d", job.GetDeliveryId(), next.GetAttempt()), msg.Headers())
+		if err != nil {
+			log.Error("build retry schedule", "error", err)
+			_ = msg.NakWithDelay(time.Second)
+			return
+		}
+		rec.Outcome = webhooksv1.Outcome_OUTCOME_RETRYING
+		rec.NextRetryTime = timestamppb.New(at)
+		outcome = metrics.OutcomeRetrying
+	}
+	if p.settle(ctx, msg, log, rec, sched) {
+		p.metrics.DeliveriesTotal.WithLabelValues(job.GetEventType(), outcome).Inc()
+		switch outcome {
+		case metrics.OutcomeRetrying:
+			p.metrics.RetriesTotal.Inc()
+		case metrics.OutcomeDeadLettered, metrics.OutcomeGone:
+			p.metrics.DeadLetters.Inc()
+		}
+	}
+}
+
+// settle stores the follow-up schedule (if any) and the attempt record, then acknowledges the
+// job. If either publish fails the job is redelivered instead: the attempt may be repeated but
+// never silently lost. It reports whether the job was acknowledged.
+func (p *Pool) settle(ctx context.Context, msg jetstream.Msg, log *slog.Logger, rec *webhooksv1.AttemptRecord, sched *nats.Msg) bool {
+	var futures []jetstream.PubAckFuture
+	if sched != nil {
+		f, err := p.js.PublishMsgAsync(sched)
+		if err != nil {
+			log.Warn("publish retry schedule failed; job will be redelivered", "error", err)
+			_ = msg.NakWithDelay(time.Second)
+			return false
+		}
+		futures = append(futures, f)
+	}
+	body, err := proto.Marshal(rec)
+	if err != nil {
+		log.Error("marshal attempt record", "error", err)
+		_ = msg.NakWithDelay(time.Second)
+		return false
+	}
+	rm := nats.NewMsg(streams.AttemptSubject(rec.GetAccountId()))
+	rm.Data = body
+	f, err := p.js.PublishMsgAsync(rm)
+	if err != nil {
+		log.Warn("publish attempt record failed; job will be redelivered", "error", err)
+		_ = msg.NakWithDelay(time.Second)
+		return false
+	}
+	futures = append(futures, f)
+	if err := p.waitAcks(context.WithoutCancel(ctx), futures...); err != nil {
+		log.Warn("follow-up not stored; job will be redelivered", "error", err)
+		_ = msg.NakWithDelay(time.Second)
+		return false
+	}
+	p.ack(msg, log)
+	return true
+}
+
+// deferJob reschedules the same attempt without an HTTP call (circuit open, endpoint at its
+// cap, lookup failure). Its dedupe id is unique per deferral; the schedule subject is per
+// delivery, so at most one schedule of a delivery is ever pending.
+func (p *Pool) deferJob(ctx context.Context, msg jetstream.Msg, job *webhooksv1.DeliveryJob, lane string, wait time.Duration, reason string) {
+	at := p.now().Add(wait)
+	id := fmt.Sprintf("%s.%d.d%d", job.GetDeliveryId(), job.GetAttempt(), at.UnixNano())
+	sched, err := ScheduleMsg(job, lane, at, id, msg.Headers())
+	if err != nil {
+		_ = msg.NakWithDelay(wait)
+		return
+	}
+	f, err := p.js.PublishMsgAsync(sched)
+	if err == nil {
+		err = p.waitAcks(context.WithoutCancel(ctx), f)
+	}
+	if err != nil {
+		p.logger.Warn("defer delivery failed; job will be redelivered", "delivery_id", job.GetDeliveryId(), "error", err)
+		_ = msg.NakWithDelay(time.Second)
+		return
+	}
+	p.metrics.Deferred.WithLabelValues(reason).Inc()
+	p.ack(msg, p.logger)
+}
+
+func (p *Pool) ack(msg jetstream.Msg, log *slog.Logger) {
+	if err := msg.Ack(); err != nil {
+		log.Warn("ack delivery job", "error", err)
+	}
+}
+
+// record builds the attempt record common to every outcome.
+func (p *Pool) record(job *webhooksv1.DeliveryJob, hook index.Webhook, res delivery.Result, at time.Time) *webhooksv1.AttemptRecord {
+	rec := &webhooksv1.AttemptRecord{
+		AttemptId:      "att_" + uuid.Must(uuid.NewV7()).String(),
+		DeliveryId:     job.GetDeliveryId(),
+		EventId:        job.GetEventId(),
+		EventType:      job.GetEventType(),
+		AccountId:      job.GetAccountId(),
+		WebhookId:      job.GetWebhookId(),
+		Url:            hook.URL,
+		Attempt:        job.GetAttempt(),
+		RequestHeaders: res.Headers,
+		ResponseStatus: int32(res.Status),
+		ResponseBody:   truncate(res.Body, delivery.MaxResponseExcerpt),
+		DurationMs:     res.Duration.Milliseconds(),
+		Error:          res.ErrorText(),
+		AttemptTime:    timestamppb.New(at),
+	}
+	if job.GetAttempt() == 1 {
+		rec.Payload = job.GetPayload()
+	}
+	return rec
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// unhealthy reports failures that say the endpoint itself is in trouble.
+func unhealthy(r delivery.Result) bool {
+	if r.Err != nil {
+		return true
+	}
+	return r.Status >= 500 || r.Status == http.StatusTooManyRequests
+}
+
+// ParseJob decodes and validates a delivery job.
+func ParseJob(b []byte) (*webhooksv1.DeliveryJob, error) {
+	job := &webhooksv1.DeliveryJob{}
+	if err := proto.Unmarshal(b, job); err != nil {
+		return nil, fmt.Errorf("parse delivery job: %w", err)
+	}
+	switch {
+	case job.GetDeliveryId() == "" || strings.ContainsAny(job.GetDeliveryId(), " .*>\t\r\n"):
+		return nil, errors.New("parse delivery job: delivery_id is missing or not a subject token")
+	case job.GetWebhookId() == "":
+		return nil, errors.New("parse delivery job: webhook_id is required")
+	case job.GetAccountId() == "":
+		return nil, errors.New("parse delivery job: account_id is required")
+	case job.GetEventId() == "":
+		return nil, errors.New("parse delivery job: event_id is required")
+	case job.GetAttempt() < 1:
+		return nil, errors.New("parse delivery job: attempt must be at least 1")
+	}
+	return job, nil
+}
+
+// ScheduleMsg builds the one-shot message schedule that puts job back on its ready subject at
+// at. The raw Nats-Schedule header keeps sub-second precision (WithScheduleAt truncates).
+func ScheduleMsg(job *webhooksv1.DeliveryJob, lane string, at time.Time, msgID string, trace nats.Header) (*nats.Msg, error) {
+	body, err := proto.Marshal(job)
+	if err != nil {
+		return nil, fmt.Errorf("marshal job: %w", err)
+	}
+	m := nats.NewMsg(streams.ScheduleSubject(job.GetDeliveryId()))
+	m.Data = body
+	for _, k := range []string{"traceparent", "tracestate"} {
+		if v := trace.Get(k); v != "" {
+			m.Header.Set(k, v)
+		}
+	}
+	m.Header.Set("Nats-Schedule", "@at "+at.UTC().Format(time.RFC3339Nano))
+	m.Header.Set("Nats-Schedule-Target", streams.ReadySubject(lane, job.GetDeliveryId()))
+	m.Header.Set(jetstream.MsgIDHeader, msgID)
+	return m, nil
+}
+
+// LaneOf returns the lane of a deliveries.ready.<lane>.<id> subject.
+func LaneOf(subject string) string {
+	parts := strings.SplitN(subject, ".", 4)
+	if len(parts) < 4 || parts[0] != "deliveries" || parts[1] != "ready" || parts[2] == "" {
+		return "default"
+	}
+	return parts[2]
+}

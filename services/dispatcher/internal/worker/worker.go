@@ -1,0 +1,219 @@
+// Package worker runs the delivery workers: it pulls ready jobs from the shared durable consumer
+// with bounded concurrency, performs one HTTP attempt per job and settles it. A failed attempt
+// is acknowledged and the next one is published as a one-shot message schedule, so a delivery
+// waiting for its retry holds no consumer slot that healthy endpoints need.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/customertext/webhooks/libs/delivery"
+	"github.com/customertext/webhooks/services/dispatcher/internal/endpoint"
+	"github.com/customertext/webhooks/services/dispatcher/internal/index"
+	"github.com/customertext/webhooks/services/dispatcher/internal/metrics"
+	"github.com/customertext/webhooks/services/dispatcher/internal/retry"
+)
+
+// Sender performs one HTTP attempt (libs/delivery.Sender).
+type Sender interface {
+	Send(ctx context.Context, req delivery.Request) delivery.Result
+}
+
+// Webhooks finds a webhook's current configuration at attempt time.
+type Webhooks interface {
+	Lookup(ctx context.Context, id string) (w index.Webhook, found bool, err error)
+}
+
+// Tracer extracts the trace context a job carries.
+type Tracer interface {
+	Extract(ctx context.Context, h nats.Header) context.Context
+}
+
+// Config tunes a Pool.
+type Config struct {
+	// Concurrency is the number of jobs processed at once by this replica.
+	Concurrency int
+	// FetchBatch is the most jobs pulled in one request (never more than free slots).
+	FetchBatch int
+	// DefaultTimeout of an attempt when the webhook names none; MaxTimeout caps a webhook's own.
+	DefaultTimeout time.Duration
+	MaxTimeout     time.Duration
+	// AckWait of the consumer; long attempts send progress so the job is not redelivered.
+	AckWait time.Duration
+	// DrainTimeout is how long in-flight jobs may finish after Run's context ends; unfinished
+	// ones are abandoned unacknowledged and redelivered elsewhere.
+	DrainTimeout time.Duration
+	// PublishTimeout bounds the wait for JetStream to acknowledge a schedule or attempt record.
+	PublishTimeout time.Duration
+	// Policy decides retries.
+	Policy retry.Policy
+}
+
+// Pool is the delivery worker pool of one replica.
+type Pool struct {
+	js      jetstream.JetStream
+	cons    jetstream.Consumer
+	sender  Sender
+	hooks   Webhooks
+	guard   *endpoint.Guard
+	tracer  Tracer
+	metrics *metrics.Metrics
+	logger  *slog.Logger
+	cfg     Config
+	now     func() time.Time
+}
+
+// New builds a Pool consuming from cons.
+func New(js jetstream.JetStream, cons jetstream.Consumer, sender Sender, hooks Webhooks, guard *endpoint.Guard,
+	tracer Tracer, m *metrics.Metrics, logger *slog.Logger, cfg Config) (*Pool, error) {
+	if cfg.Concurrency <= 0 {
+		return nil, errors.New("new worker pool: concurrency must be positive")
+	}
+	if cfg.Policy.MaxAttempts() == 0 {
+		return nil, errors.New("new worker pool: a retry policy is required")
+	}
+	if cfg.FetchBatch <= 0 {
+		cfg.FetchBatch = 64
+	}
+	if cfg.DefaultTimeout <= 0 {
+		cfg.DefaultTimeout = delivery.DefaultTimeout
+	}
+	if cfg.MaxTimeout < cfg.DefaultTimeout {
+		cfg.MaxTimeout = max(30*time.Second, cfg.DefaultTimeout)
+	}
+	if cfg.AckWait <= 0 {
+		cfg.AckWait = 60 * time.Second
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = 20 * time.Second
+	}
+	if cfg.PublishTimeout <= 0 {
+		cfg.PublishTimeout = 10 * time.Second
+	}
+	return &Pool{js: js, cons: cons, sender: sender, hooks: hooks, guard: guard, tracer: tracer, metrics: m,
+		logger: logger.With("component", "delivery"), cfg: cfg, now: time.Now}, nil
+}
+
+// Run pulls and processes jobs until ctx ends, then stops pulling and lets in-flight jobs finish
+// for at most DrainTimeout.
+func (p *Pool) Run(ctx context.Context) error {
+	work, abort := context.WithCancel(context.WithoutCancel(ctx))
+	defer abort()
+	slots := make(chan struct{}, p.cfg.Concurrency)
+	var wg sync.WaitGroup
+
+	backoff := time.Duration(0)
+	for ctx.Err() == nil {
+		// Pull only as many jobs as there are free slots: a pulled job's AckWait is ticking.
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			continue
+		}
+		n := 1
+	more:
+		for n < p.cfg.FetchBatch {
+			select {
+			case slots <- struct{}{}:
+				n++
+			default:
+				break more
+			}
+		}
+		batch, err := p.cons.Fetch(n, jetstream.FetchMaxWait(time.Second))
+		got := 0
+		if err == nil {
+			for msg := range batch.Messages() {
+				got++
+				wg.Add(1)
+				p.metrics.InFlight.Inc()
+				go func() {
+					defer wg.Done()
+					defer func() { <-slots; p.metrics.InFlight.Dec() }()
+					p.handle(work, msg)
+				}()
+			}
+			err = batch.Error()
+		}
+		for range n - got {
+			<-slots
+		}
+		if err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+			backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
+			if ctx.Err() == nil {
+				p.logger.Warn("fetch delivery jobs", "error", err, "retry_in", backoff)
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+			continue
+		}
+		backoff = 0
+	}
+
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-time.After(p.cfg.DrainTimeout):
+		p.logger.Warn("drain deadline reached; abandoning in-flight deliveries for redelivery")
+		abort()
+		<-done
+		return nil
+	}
+}
+
+// keepAlive tells JetStream the job is still being worked on while fn runs, when the attempt
+// may outlast a good part of AckWait.
+func (p *Pool) keepAlive(msg jetstream.Msg, timeout time.Duration) (stop func()) {
+	if timeout < p.cfg.AckWait/3 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(p.cfg.AckWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if err := msg.InProgress(); err != nil {
+					p.logger.Debug("in-progress ack", "error", err)
+				}
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// waitAcks waits for publish acknowledgements.
+func (p *Pool) waitAcks(ctx context.Context, futures ...jetstream.PubAckFuture) error {
+	t := time.NewTimer(p.cfg.PublishTimeout)
+	defer t.Stop()
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("publish %s: %w", f.Msg().Subject, err)
+		case <-t.C:
+			return fmt.Errorf("publish %s: no acknowledgement within %s", f.Msg().Subject, p.cfg.PublishTimeout)
+		case <-ctx.Done():
+			return fmt.Errorf("publish %s: %w", f.Msg().Subject, ctx.Err())
+		}
+	}
+	return nil
+}

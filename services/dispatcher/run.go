@@ -1,0 +1,215 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/customertext/webhooks/libs/auth"
+	"github.com/customertext/webhooks/libs/delivery"
+	webhooksv1 "github.com/customertext/webhooks/libs/gen/customertext/webhooks/v1"
+	"github.com/customertext/webhooks/libs/server"
+	"github.com/customertext/webhooks/libs/ssrf"
+	"github.com/customertext/webhooks/libs/streams"
+	"github.com/customertext/webhooks/libs/telemetry"
+	"github.com/customertext/webhooks/services/dispatcher/internal/endpoint"
+	"github.com/customertext/webhooks/services/dispatcher/internal/fanout"
+	"github.com/customertext/webhooks/services/dispatcher/internal/index"
+	"github.com/customertext/webhooks/services/dispatcher/internal/metrics"
+	"github.com/customertext/webhooks/services/dispatcher/internal/retry"
+	"github.com/customertext/webhooks/services/dispatcher/internal/worker"
+)
+
+const serviceName = "dispatcher"
+
+// run is the composition root: it builds every dependency from the configuration and
+// supervises the components until ctx ends or one of them fails.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	cfg, err := parseConfig(args, getenv)
+	if err != nil {
+		return err
+	}
+	logger, err := telemetry.NewLogger(stdout, serviceName, cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		return fmt.Errorf("logger: %w", err)
+	}
+	reg := telemetry.NewRegistry()
+	tracing, err := telemetry.NewTracing(ctx, serviceName, cfg.Version, cfg.OTLPEndpoint)
+	if err != nil {
+		return fmt.Errorf("tracing: %w", err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := tracing.Shutdown(sctx); err != nil {
+			logger.Warn("shutdown tracing", "error", err)
+		}
+	}()
+	m, err := metrics.New(reg)
+	if err != nil {
+		return err
+	}
+
+	nc, err := nats.Connect(cfg.NATSURL, nats.Name(serviceName), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(false),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				logger.Warn("nats disconnected", "error", err)
+			}
+		}))
+	if err != nil {
+		return fmt.Errorf("connect to nats: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8192))
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	setupCtx, cancelSetup := context.WithTimeout(ctx, 30*time.Second)
+	defer cancelSetup()
+	if err := streams.Ensure(setupCtx, js, streams.Config{Replicas: cfg.StreamReplicas}); err != nil {
+		return err
+	}
+	fanoutCons, deliveryCons, err := ensureConsumers(setupCtx, js, cfg)
+	if err != nil {
+		return err
+	}
+	cancelSetup()
+
+	conn, err := grpc.NewClient(cfg.SubscriptionsAddr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(auth.Bearer(cfg.ServiceToken)),
+		grpc.WithStatsHandler(otelgrpc.NewClientHandler(
+			otelgrpc.WithTracerProvider(tracing.Provider), otelgrpc.WithPropagators(tracing.Propagator))))
+	if err != nil {
+		return fmt.Errorf("subscriptions client: %w", err)
+	}
+	defer conn.Close()
+	idx := index.New()
+	syncer := index.NewSyncer(idx, index.ClientSource{Client: webhooksv1.NewWebhookConfigServiceClient(conn)}, nc, logger,
+		index.SyncConfig{ResyncInterval: cfg.ResyncInterval})
+
+	sender, err := delivery.NewSender(delivery.Config{
+		Guard:           ssrf.New(cfg.SSRFAllow),
+		UserAgent:       "CustomerText-Webhooks/" + cfg.Version,
+		MaxConnsPerHost: cfg.PerEndpoint,
+		Propagator:      tracing.Propagator,
+	})
+	if err != nil {
+		return fmt.Errorf("sender: %w", err)
+	}
+	guard := endpoint.New(endpoint.Config{MaxConcurrent: cfg.PerEndpoint, FailureThreshold: cfg.CircuitFailures, OpenFor: cfg.CircuitOpenFor})
+	policy, err := retry.New(cfg.RetrySchedule, 0.2, nil)
+	if err != nil {
+		return err
+	}
+	if err := reg.Register(openCircuits(guard)); err != nil {
+		return fmt.Errorf("register metrics: %w", err)
+	}
+
+	lanes := fanout.NewFairness(cfg.BulkRate, cfg.BulkBurst)
+	fan := fanout.New(js, fanoutCons, idx, lanes, m, logger, fanout.Config{})
+	// Leave a few seconds of the shutdown budget for closing connections.
+	drain := max(cfg.ShutdownTimeout-3*time.Second, time.Second)
+	pool, err := worker.New(js, deliveryCons, sender, syncer, guard, tracing, m, logger, worker.Config{
+		Concurrency:    cfg.Concurrency,
+		DefaultTimeout: cfg.DeliveryTimeout,
+		AckWait:        cfg.AckWait,
+		DrainTimeout:   drain,
+		Policy:         policy,
+	})
+	if err != nil {
+		return err
+	}
+
+	lis, err := net.Listen("tcp", cfg.AdminAddr)
+	if err != nil {
+		return fmt.Errorf("listen admin: %w", err)
+	}
+	admin := server.NewAdmin(reg, logger, map[string]server.Check{
+		"nats": func(context.Context) error {
+			if !nc.IsConnected() {
+				return errors.New("not connected")
+			}
+			return nil
+		},
+		"index": func(context.Context) error {
+			if !idx.Loaded() {
+				return errors.New("webhook index not loaded")
+			}
+			return nil
+		},
+	})
+	logger.Info("dispatcher starting", "admin_addr", lis.Addr().String(), "version", cfg.Version,
+		"concurrency", cfg.Concurrency, "per_endpoint_concurrency", cfg.PerEndpoint)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return server.ServeHTTP(gctx, lis, admin, 2*time.Second) })
+	g.Go(func() error { return syncer.Run(gctx) })
+	g.Go(func() error {
+		// Fanning out before the index is loaded would ack events with no jobs.
+		select {
+		case <-gctx.Done():
+			return nil
+		case <-idx.Ready():
+		}
+		return fan.Run(gctx)
+	})
+	g.Go(func() error {
+		select {
+		case <-gctx.Done():
+			return nil
+		case <-idx.Ready():
+		}
+		return pool.Run(gctx)
+	})
+	g.Go(func() error { pollBacklog(gctx, js, m, logger); return nil })
+	err = g.Wait()
+	if derr := nc.Drain(); derr != nil && !errors.Is(derr, nats.ErrConnectionClosed) {
+		logger.Warn("drain nats", "error", derr)
+	}
+	logger.Info("dispatcher stopped")
+	return err
+}
+
+// ensureConsumers creates or updates the two durable consumers shared by every replica.
+func ensureConsumers(ctx context.Context, js jetstream.JetStream, cfg config) (jetstream.Consumer, jetstream.Consumer, error) {
+	fan, err := streams.EnsureConsumer(ctx, js, streams.Events, jetstream.ConsumerConfig{
+		Durable:       streams.FanoutConsumer,
+		Description:   "dispatcher fan-out: one delivery job per (event, webhook)",
+		FilterSubject: "events.>",
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       30 * time.Second,
+		MaxAckPending: 4096,
+		MaxDeliver:    -1,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	del, err := streams.EnsureConsumer(ctx, js, streams.Deliveries, jetstream.ConsumerConfig{
+		Durable:     streams.DeliveryConsumer,
+		Description: "dispatcher delivery workers (ready jobs only: acking a schedule would cancel it)",
+		// Never deliveries.> : a consumer that acks a schedule message cancels it.
+		FilterSubject: "deliveries.ready.>",
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.AckWait,
+		// Each replica pulls at most CONCURRENCY jobs; room for 16 replicas.
+		MaxAckPending: cfg.Concurrency * 16,
+		MaxDeliver:    -1,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return fan, del, nil
+}
