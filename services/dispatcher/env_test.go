@@ -158,6 +158,8 @@ type receiver struct {
 	mu      sync.Mutex
 	got     []received
 	respond func(n int, r *http.Request) int
+	// respondW, when set, takes precedence and may set response headers.
+	respondW func(n int, h http.Header) int
 }
 
 func startReceiver(t *testing.T, respond func(n int, r *http.Request) int) *receiver {
@@ -171,8 +173,14 @@ func startReceiver(t *testing.T, respond func(n int, r *http.Request) int) *rece
 		rc.mu.Lock()
 		rc.got = append(rc.got, received{Header: r.Header.Clone(), Body: body, At: time.Now()})
 		n := len(rc.got)
+		respondW := rc.respondW
 		rc.mu.Unlock()
-		code := rc.respond(n, r)
+		var code int
+		if respondW != nil {
+			code = respondW(n, w.Header())
+		} else {
+			code = rc.respond(n, r)
+		}
 		w.WriteHeader(code)
 		_, _ = w.Write([]byte("status " + strconv.Itoa(code)))
 	}))
