@@ -1,0 +1,317 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/customertext/webhooks/libs/auth"
+	"github.com/customertext/webhooks/libs/event"
+	messagingv1 "github.com/customertext/webhooks/libs/gen/customertext/messaging/v1"
+	"github.com/customertext/webhooks/libs/natsserver"
+	"github.com/customertext/webhooks/libs/pgtest"
+	"github.com/customertext/webhooks/libs/postgres"
+	"github.com/customertext/webhooks/libs/streams"
+	"github.com/customertext/webhooks/services/messaging/internal/carrier"
+	"github.com/customertext/webhooks/services/messaging/internal/contactsfake"
+)
+
+const (
+	testToken     = "svc-token-for-tests"
+	publicBaseURL = "https://sms.example.test"
+	// waitFor bounds every wait: generous, because the machine is small and shared.
+	waitFor = 60 * time.Second
+)
+
+// syncBuffer collects the service's log output.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// stack is messaging started by run() against a real PostgreSQL database, a real embedded
+// nats-server and the fake contacts service over real gRPC.
+type stack struct {
+	t        *testing.T
+	contacts *contactsfake.Server
+	js       jetstream.JetStream
+	db       *pgxpool.Pool
+	client   messagingv1.MessagingServiceClient
+	httpAddr string
+	grpc     string
+	admin    string
+	logs     *syncBuffer
+	stop     func() error
+}
+
+func startStack(t *testing.T) *stack {
+	t.Helper()
+	ns, err := natsserver.Start(natsserver.Options{Port: -1, StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("start nats: %v", err)
+	}
+	t.Cleanup(ns.Shutdown)
+	dbURL := pgtest.NewDatabase(t)
+	contacts, contactsAddr := contactsfake.Start(t, testToken)
+
+	env := map[string]string{
+		"NATS_URL": ns.ClientURL(), "DATABASE_URL": dbURL, "GRPC_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0",
+		"HTTP_ADDR": "127.0.0.1:0", "PUBLIC_BASE_URL": publicBaseURL, "CONTACTS_ADDR": contactsAddr,
+		"SERVICE_TOKEN": testToken, "LOG_LEVEL": "debug",
+	}
+	logs := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, logs) }()
+	stopped := false
+	var runErr error
+	stop := func() error {
+		if stopped {
+			return runErr
+		}
+		stopped = true
+		cancel()
+		select {
+		case runErr = <-done:
+		case <-time.After(waitFor):
+			runErr = errors.New("run did not return after cancel")
+		}
+		return runErr
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+
+	var addrs struct {
+		GRPC  string `json:"grpc_addr"`
+		Admin string `json:"admin_addr"`
+		HTTP  string `json:"http_addr"`
+	}
+	deadline := time.Now().Add(waitFor)
+	for addrs.GRPC == "" {
+		select {
+		case err := <-done:
+			t.Fatalf("run returned early: %v\nlogs:\n%s", err, logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("service did not log its addresses; logs:\n%s", logs.String())
+		}
+		for line := range strings.SplitSeq(logs.String(), "\n") {
+			if strings.Contains(line, `"msg":"listening"`) {
+				if err := json.Unmarshal([]byte(line), &addrs); err != nil {
+					t.Fatalf("parse %q: %v", line, err)
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond) // polling the log for a condition, not synchronising
+	}
+
+	conn, err := grpc.NewClient(addrs.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(auth.Bearer(testToken)))
+	if err != nil {
+		t.Fatalf("grpc client: %v", err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatalf("connect nats: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("jetstream: %v", err)
+	}
+	db, err := postgres.Open(context.Background(), dbURL, "messaging", 2)
+	if err != nil {
+		t.Fatalf("open db: %v", err)
+	}
+	t.Cleanup(db.Close)
+	return &stack{t: t, contacts: contacts, js: js, db: db, client: messagingv1.NewMessagingServiceClient(conn),
+		httpAddr: addrs.HTTP, grpc: addrs.GRPC, admin: addrs.Admin, logs: logs, stop: stop}
+}
+
+// registerNumber registers the account's number with token.
+func (s *stack) registerNumber(account, phone, token string) {
+	s.t.Helper()
+	if _, err := s.client.RegisterNumber(context.Background(), &messagingv1.RegisterNumberRequest{
+		AccountId: account, PhoneNumber: phone, CarrierAuthToken: token}); err != nil {
+		s.t.Fatalf("register number: %v", err)
+	}
+}
+
+// inbound posts a carrier form signed with token ("" sends no signature).
+func (s *stack) inbound(token string, form url.Values) (int, string) {
+	s.t.Helper()
+	sig := ""
+	if token != "" {
+		sig = carrier.Signature(token, publicBaseURL+"/sms/inbound", form)
+	}
+	return s.postInbound(sig, form)
+}
+
+// postInbound posts a carrier form with the given signature header ("" sends none).
+func (s *stack) postInbound(sig string, form url.Values) (int, string) {
+	s.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, "http://"+s.httpAddr+"/sms/inbound", strings.NewReader(form.Encode()))
+	if err != nil {
+		s.t.Fatalf("request: %v", err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if sig != "" {
+		req.Header.Set(carrier.SignatureHeader, sig)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatalf("post inbound: %v", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+func smsForm(from, to, body, sid string) url.Values {
+	return url.Values{"From": {from}, "To": {to}, "Body": {body}, "MessageSid": {sid},
+		"AccountSid": {"AC123"}, "NumMedia": {"0"}}
+}
+
+// received is a message read back from the EVENTS stream.
+type received struct {
+	Subject string
+	MsgID   string
+	Env     event.Envelope
+	Data    map[string]any
+}
+
+// events reads every event of the account currently on the EVENTS stream.
+func (s *stack) events(account string) []received {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	c, err := s.js.OrderedConsumer(ctx, streams.Events, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{streams.EventSubject(account, "*")}})
+	if err != nil {
+		s.t.Fatalf("ordered consumer: %v", err)
+	}
+	var out []received
+	for {
+		batch, err := c.FetchNoWait(100)
+		if err != nil {
+			s.t.Fatalf("fetch: %v", err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			env, err := event.Parse(m.Data())
+			if err != nil {
+				s.t.Fatalf("event on %s does not parse: %v", m.Subject(), err)
+			}
+			var data map[string]any
+			if err := json.Unmarshal(env.Data, &data); err != nil {
+				s.t.Fatalf("event data: %v", err)
+			}
+			out = append(out, received{Subject: m.Subject(), MsgID: m.Headers().Get(jetstream.MsgIDHeader), Env: env, Data: data})
+		}
+		if batch.Error() != nil {
+			s.t.Fatalf("fetch: %v", batch.Error())
+		}
+		if n == 0 {
+			return out
+		}
+	}
+}
+
+// waitEvents polls the EVENTS stream until the account has at least n events of type typ.
+func (s *stack) waitEvents(account, typ string, n int) []received {
+	s.t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for {
+		var got []received
+		for _, e := range s.events(account) {
+			if e.Env.Event == typ {
+				got = append(got, e)
+			}
+		}
+		if len(got) >= n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("got %d %s events for %s after %s, want %d", len(got), typ, account, waitFor, n)
+		}
+		time.Sleep(50 * time.Millisecond) // polling a condition with a deadline
+	}
+}
+
+// count returns how many events of typ the account has.
+func count(evs []received, typ string) int {
+	n := 0
+	for _, e := range evs {
+		if e.Env.Event == typ {
+			n++
+		}
+	}
+	return n
+}
+
+// sent lists the sandbox provider's messages to a number.
+func (s *stack) sent(account, to string) []*messagingv1.SentMessage {
+	s.t.Helper()
+	resp, err := s.client.ListSentMessages(context.Background(), &messagingv1.ListSentMessagesRequest{AccountId: account, To: to})
+	if err != nil {
+		s.t.Fatalf("list sent: %v", err)
+	}
+	return resp.GetMessages()
+}
+
+// rows counts rows of a table in the messaging schema.
+func (s *stack) rows(table string) int {
+	s.t.Helper()
+	var n int
+	if err := s.db.QueryRow(context.Background(), "SELECT count(*) FROM "+table).Scan(&n); err != nil {
+		s.t.Fatalf("count %s: %v", table, err)
+	}
+	return n
+}
+
+// metrics scrapes the admin port's /metrics.
+func metrics(t *testing.T, admin string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatalf("get metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read metrics: %v", err)
+	}
+	return string(b)
+}
