@@ -1,0 +1,116 @@
+// Package app holds the subscription service's use cases: webhook settings, test events, the
+// delivery log and redelivery, accounts and API keys, the dispatchers' config feed, and the
+// attempt-log writer's bookkeeping. It sees the outside world through the small interfaces below.
+package app
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/customertext/webhooks/libs/delivery"
+	"github.com/customertext/webhooks/services/subscriptions/internal/adapters/pgstore"
+	"github.com/customertext/webhooks/services/subscriptions/internal/domain"
+)
+
+// Store is the persistence the use cases need.
+type Store interface {
+	CreateAccount(ctx context.Context, id, name string) error
+	CreateAPIKey(ctx context.Context, accountID, email string, role domain.Role, newUserID string, keyHash []byte) (string, error)
+	PrincipalByKeyHash(ctx context.Context, keyHash []byte) (domain.Principal, error)
+
+	CreateWebhook(ctx context.Context, w domain.Webhook) (domain.Webhook, error)
+	GetWebhook(ctx context.Context, accountID, id string) (domain.Webhook, error)
+	ListWebhooks(ctx context.Context, f pgstore.WebhookFilter) ([]domain.Webhook, error)
+	UpdateWebhook(ctx context.Context, accountID, id string, change func(*domain.Webhook) error) (domain.Webhook, error)
+	DeleteWebhook(ctx context.Context, accountID, id string) error
+
+	WriteAttempts(ctx context.Context, batch []domain.Attempt, autoDisableAfter time.Duration) ([]pgstore.Disabled, error)
+	InsertTestAttempt(ctx context.Context, a domain.Attempt) error
+	ListAttempts(ctx context.Context, f domain.AttemptFilter, afterTime time.Time, afterID string, limit int) ([]domain.Attempt, error)
+	GetDelivery(ctx context.Context, accountID, id string) (domain.Delivery, error)
+	ListFailedDeliveries(ctx context.Context, accountID, webhookID string, start, end time.Time, limit int) ([]domain.Delivery, error)
+}
+
+// Notifier announces a webhook config change to dispatchers.
+type Notifier interface {
+	WebhookChanged(ctx context.Context, webhookID string) error
+}
+
+// Redeliverer queues a delivery again.
+type Redeliverer interface {
+	Redeliver(ctx context.Context, d domain.Delivery, eventTime time.Time) error
+}
+
+// Sender performs one webhook request.
+type Sender interface {
+	Send(ctx context.Context, req delivery.Request) delivery.Result
+}
+
+// Config holds the use cases' settings.
+type Config struct {
+	Policy domain.Policy
+	// AutoDisableAfter: a webhook failing without success this long is disabled; 0 never.
+	AutoDisableAfter time.Duration
+	// Retention of the delivery log.
+	Retention time.Duration
+	// TestTimeout bounds a test event's request.
+	TestTimeout time.Duration
+}
+
+// Metrics are the use cases' Prometheus metrics.
+type Metrics struct {
+	TestEvents   *prometheus.CounterVec
+	AutoDisabled *prometheus.CounterVec
+}
+
+// NewMetrics creates and registers the metrics.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		TestEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "subscriptions_test_events_total",
+			Help: "Test events sent, by outcome (succeeded, failed).",
+		}, []string{"outcome"}),
+		AutoDisabled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "subscriptions_webhooks_auto_disabled_total",
+			Help: "Webhooks disabled by the platform, by reason (gone, failing).",
+		}, []string{"reason"}),
+	}
+	for _, c := range []prometheus.Collector{m.TestEvents, m.AutoDisabled} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// Service implements the use cases.
+type Service struct {
+	store    Store
+	notifier Notifier
+	redeliv  Redeliverer
+	sender   Sender
+	cfg      Config
+	metrics  *Metrics
+	log      *slog.Logger
+	now      func() time.Time
+}
+
+// New returns a Service.
+func New(store Store, notifier Notifier, redeliv Redeliverer, sender Sender, cfg Config, metrics *Metrics, log *slog.Logger) *Service {
+	if cfg.TestTimeout <= 0 {
+		cfg.TestTimeout = delivery.DefaultTimeout
+	}
+	return &Service{store: store, notifier: notifier, redeliv: redeliv, sender: sender, cfg: cfg,
+		metrics: metrics, log: log, now: time.Now}
+}
+
+// changed announces a committed change. A lost notification only delays dispatchers until their
+// next resync, so it is logged, not returned.
+func (s *Service) changed(ctx context.Context, webhookID string) {
+	if err := s.notifier.WebhookChanged(ctx, webhookID); err != nil {
+		s.log.WarnContext(ctx, "change notification failed", "webhook_id", webhookID, "error", err)
+	}
+}

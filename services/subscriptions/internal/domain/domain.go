@@ -1,0 +1,184 @@
+// Package domain holds the subscription service's pure types: webhooks and their auth, accounts
+// and roles, delivery records, and the validation rules every input goes through before it is
+// stored.
+package domain
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrNotFound is returned when a webhook, delivery or account does not exist in the caller's
+// account. Another account's resources are reported the same way, never as forbidden.
+var ErrNotFound = errors.New("not found")
+
+// ErrPrecondition is returned (wrapped) when a request is valid but the resource's state does not
+// allow it.
+var ErrPrecondition = errors.New("failed precondition")
+
+// ValidationError names the request field that is invalid.
+type ValidationError struct {
+	Field  string
+	Reason string
+}
+
+func (e *ValidationError) Error() string { return fmt.Sprintf("invalid %s: %s", e.Field, e.Reason) }
+
+func invalid(field, format string, args ...any) error {
+	return &ValidationError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// Role is an API key user's role in an account.
+type Role string
+
+// The three roles; only RoleAdmin may use the webhook settings.
+const (
+	RoleAdmin   Role = "admin"
+	RoleManager Role = "manager"
+	RoleUser    Role = "user"
+)
+
+// Principal is the authenticated caller of the public API.
+type Principal struct {
+	AccountID string
+	UserID    string
+	Role      Role
+}
+
+// AuthKind is how an endpoint authenticates our requests.
+type AuthKind string
+
+// The auth kinds.
+const (
+	AuthNone   AuthKind = "none"
+	AuthAPIKey AuthKind = "api_key"
+	AuthBearer AuthKind = "bearer"
+)
+
+// Auth is an endpoint's auth configuration. Value is the API key value or the bearer token, in
+// clear text only in memory.
+type Auth struct {
+	Kind       AuthKind
+	HeaderName string
+	Value      string
+}
+
+// Header returns the header name and value a request carries.
+func (a Auth) Header() (name, value string) {
+	switch a.Kind {
+	case AuthAPIKey:
+		return a.HeaderName, a.Value
+	case AuthBearer:
+		return "Authorization", "Bearer " + a.Value
+	}
+	return "", ""
+}
+
+// Webhook is a configured endpoint with its secrets in clear text (memory only).
+type Webhook struct {
+	ID          string
+	AccountID   string
+	URL         string
+	EventTypes  []string
+	Enabled     bool
+	Description string
+	Auth        Auth
+	// Secret is the current signing secret ("whsec_...").
+	Secret string
+	// PrevSecret keeps signing until PrevSecretExpireTime after a rotation.
+	PrevSecret           string
+	PrevSecretExpireTime time.Time
+	DisabledReason       string
+	Version              int64
+	CreateTime           time.Time
+	UpdateTime           time.Time
+}
+
+// ActiveSecrets returns the secrets that sign at now: the current one first.
+func (w Webhook) ActiveSecrets(now time.Time) []string {
+	out := []string{w.Secret}
+	if w.PrevSecret != "" && now.Before(w.PrevSecretExpireTime) {
+		out = append(out, w.PrevSecret)
+	}
+	return out
+}
+
+// Subscribes reports whether the webhook receives eventType.
+func (w Webhook) Subscribes(eventType string) bool {
+	for _, t := range w.EventTypes {
+		if t == eventType {
+			return true
+		}
+	}
+	return false
+}
+
+// Hint returns at most the last 4 characters of a secret, and nothing for short secrets, where
+// 4 characters would give too much away.
+func Hint(secret string) string {
+	if len(secret) < 12 {
+		return ""
+	}
+	return secret[len(secret)-4:]
+}
+
+// Outcome of a delivery attempt.
+type Outcome int
+
+// The outcomes, numbered as the protobuf enum.
+const (
+	OutcomeUnspecified  Outcome = 0
+	OutcomeSucceeded    Outcome = 1
+	OutcomeRetrying     Outcome = 2
+	OutcomeDeadLettered Outcome = 3
+)
+
+// Attempt is one delivery attempt in the log.
+type Attempt struct {
+	ID             string
+	DeliveryID     string
+	EventID        string
+	EventType      string
+	AccountID      string
+	WebhookID      string
+	URL            string
+	Attempt        int32
+	Outcome        Outcome
+	Test           bool
+	RequestHeaders map[string]string
+	ResponseStatus int32
+	ResponseBody   string
+	DurationMS     int64
+	Error          string
+	Time           time.Time
+	NextRetryTime  time.Time
+	// Payload is the event body; kept on the delivery, not on each attempt.
+	Payload []byte
+	// Gone is set when the endpoint answered 410 Gone.
+	Gone bool
+}
+
+// Delivery is the latest state of one (event, webhook) delivery, kept for redelivery.
+type Delivery struct {
+	ID          string
+	WebhookID   string
+	AccountID   string
+	EventID     string
+	EventType   string
+	Payload     []byte
+	Outcome     Outcome
+	Attempts    int32
+	LastAttempt time.Time
+}
+
+// AttemptFilter selects attempts of one account.
+type AttemptFilter struct {
+	AccountID string
+	WebhookID string
+	EventType string
+	EventID   string
+	Outcome   Outcome
+	Start     time.Time
+	End       time.Time
+}
