@@ -66,6 +66,7 @@ type service struct {
 	js        jetstream.JetStream
 	grpcAddr  string
 	adminAddr string
+	dbURL     string
 	logs      *lockedBuffer
 	stop      func()
 }
@@ -74,10 +75,10 @@ type service struct {
 // gRPC health check answers SERVING. It is stopped at cleanup, and run must return nil.
 func startService(t *testing.T, natsURL string) *service {
 	t.Helper()
-	s := &service{grpcAddr: freeAddr(t), adminAddr: freeAddr(t), logs: &lockedBuffer{}}
+	s := &service{grpcAddr: freeAddr(t), adminAddr: freeAddr(t), dbURL: pgtest.NewDatabase(t), logs: &lockedBuffer{}}
 	env := map[string]string{
 		"NATS_URL":      natsURL,
-		"DATABASE_URL":  pgtest.NewDatabase(t),
+		"DATABASE_URL":  s.dbURL,
 		"GRPC_ADDR":     s.grpcAddr,
 		"ADMIN_ADDR":    s.adminAddr,
 		"SERVICE_TOKEN": testToken,
