@@ -5,6 +5,7 @@
 package endpoint
 
 import (
+	"context"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -21,6 +22,10 @@ type Config struct {
 	// probe up to MaxOpenFor. Defaults 10 s and 5 min.
 	OpenFor    time.Duration
 	MaxOpenFor time.Duration
+	// BusyWait is how long a job may wait for a slot of an endpoint at its cap before it is
+	// rescheduled; at most MaxConcurrent jobs wait per endpoint, so a hanging endpoint holds at
+	// most 2×MaxConcurrent worker slots. Default 500 ms.
+	BusyWait time.Duration
 	// BusyDelay is the base delay for a job refused because its endpoint is at its cap;
 	// default 2 s (the actual delay is spread over [BusyDelay, 2×BusyDelay)).
 	BusyDelay time.Duration
@@ -48,6 +53,9 @@ type state struct {
 	openFor   time.Duration
 	openUntil time.Time
 	probing   bool
+	waiting   int
+	// freed is closed (and replaced) whenever a slot is released.
+	freed chan struct{}
 }
 
 // New returns a Guard.
@@ -64,6 +72,9 @@ func New(cfg Config) *Guard {
 	if cfg.MaxOpenFor < cfg.OpenFor {
 		cfg.MaxOpenFor = max(5*time.Minute, cfg.OpenFor)
 	}
+	if cfg.BusyWait <= 0 {
+		cfg.BusyWait = 500 * time.Millisecond
+	}
 	if cfg.BusyDelay <= 0 {
 		cfg.BusyDelay = 2 * time.Second
 	}
@@ -77,15 +88,49 @@ type Permit struct {
 	probe bool
 }
 
-// Acquire asks to send a request to host. When refused, wait is how long the job should be
-// rescheduled for and reason says why.
-func (g *Guard) Acquire(host string) (p Permit, ok bool, wait time.Duration, reason string) {
+// Acquire asks to send a request to host, waiting up to BusyWait for a slot when the endpoint
+// is at its cap. When refused, wait is how long the job should be rescheduled for and reason
+// says why.
+func (g *Guard) Acquire(ctx context.Context, host string) (p Permit, ok bool, wait time.Duration, reason string) {
+	var deadline <-chan time.Time
+	waited := false
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	for {
+		p, ok, wait, reason, freed := g.tryLocked(host, waited)
+		if ok || reason != ReasonEndpointBusy || freed == nil {
+			if waited {
+				g.hosts[host].waiting--
+			}
+			return p, ok, wait, reason
+		}
+		if !waited {
+			g.hosts[host].waiting++
+			waited = true
+			t := time.NewTimer(g.cfg.BusyWait)
+			defer t.Stop()
+			deadline = t.C
+		}
+		g.mu.Unlock()
+		select {
+		case <-freed:
+			g.mu.Lock()
+			continue
+		case <-deadline:
+		case <-ctx.Done():
+		}
+		g.mu.Lock()
+		g.hosts[host].waiting--
+		return Permit{}, false, g.busyDelay(), ReasonEndpointBusy
+	}
+}
+
+// tryLocked grants a slot or says why not; freed is non-nil when waiting for a slot may help.
+func (g *Guard) tryLocked(host string, waiter bool) (p Permit, ok bool, wait time.Duration, reason string, freed chan struct{}) {
 	now := g.now()
 	s := g.hosts[host]
 	if s == nil {
-		s = &state{}
+		s = &state{freed: make(chan struct{})}
 		g.hosts[host] = s
 	}
 	probe := false
@@ -94,20 +139,26 @@ func (g *Guard) Acquire(host string) (p Permit, ok bool, wait time.Duration, rea
 			// Spread the waiting jobs over one open period after the probe time, so a recovered
 			// endpoint is not hit by all of them at once.
 			wait = max(s.openUntil.Sub(now), 0) + time.Duration(g.rnd()*float64(s.openFor))
-			return Permit{}, false, max(wait, time.Second), ReasonCircuitOpen
+			return Permit{}, false, max(wait, time.Second), ReasonCircuitOpen, nil
 		}
 		// Half-open: exactly one probe.
-		s.probing = true
 		probe = true
 	}
 	if s.inFlight >= g.cfg.MaxConcurrent {
-		if probe {
-			s.probing = false
+		if !waiter && s.waiting >= g.cfg.MaxConcurrent {
+			return Permit{}, false, g.busyDelay(), ReasonEndpointBusy, nil
 		}
-		return Permit{}, false, g.cfg.BusyDelay + time.Duration(g.rnd()*float64(g.cfg.BusyDelay)), ReasonEndpointBusy
+		return Permit{}, false, g.busyDelay(), ReasonEndpointBusy, s.freed
+	}
+	if probe {
+		s.probing = true
 	}
 	s.inFlight++
-	return Permit{g: g, host: host, probe: probe}, true, 0, ""
+	return Permit{g: g, host: host, probe: probe}, true, 0, "", nil
+}
+
+func (g *Guard) busyDelay() time.Duration {
+	return g.cfg.BusyDelay + time.Duration(g.rnd()*float64(g.cfg.BusyDelay))
 }
 
 // Done releases the slot and feeds the breaker. unhealthy is true for failures that say the
@@ -125,6 +176,8 @@ func (p Permit) Done(unhealthy bool) {
 		return
 	}
 	s.inFlight--
+	close(s.freed)
+	s.freed = make(chan struct{})
 	if p.probe {
 		s.probing = false
 	}
@@ -146,7 +199,7 @@ func (p Permit) Done(unhealthy bool) {
 			s.openUntil = g.now().Add(s.openFor)
 		}
 	}
-	if s.inFlight == 0 && !s.open && s.failures == 0 {
+	if s.inFlight == 0 && s.waiting == 0 && !s.open && s.failures == 0 {
 		delete(g.hosts, p.host) // forget healthy idle endpoints
 	}
 }

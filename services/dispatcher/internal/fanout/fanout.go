@@ -202,26 +202,38 @@ func (e invalidError) Unwrap() error { return e.err }
 
 func invalid(reason string, err error) error { return invalidError{reason: reason, err: err} }
 
-// plan validates an event and builds its job messages.
-func (f *Fanout) plan(m jetstream.Msg) ([]*nats.Msg, error) {
-	account, typ, err := streams.ParseEventSubject(m.Subject())
+// ParseEvent validates an EVENTS message: its subject, its envelope, and that the two agree.
+// Errors are invalidError values naming the reason.
+func ParseEvent(subject string, body []byte) (event.Envelope, time.Time, error) {
+	account, typ, err := streams.ParseEventSubject(subject)
 	if err != nil {
-		return nil, invalid("bad_subject", err)
+		return event.Envelope{}, time.Time{}, invalid("bad_subject", err)
 	}
-	env, err := event.Parse(m.Data())
+	env, err := event.Parse(body)
 	if err != nil {
 		if strings.Contains(err.Error(), "unknown event type") {
-			return nil, invalid("unknown_type", err)
+			return event.Envelope{}, time.Time{}, invalid("unknown_type", err)
 		}
-		return nil, invalid("unparseable", err)
+		return event.Envelope{}, time.Time{}, invalid("unparseable", err)
 	}
 	if env.AccountID != account || env.Event != typ {
-		return nil, invalid("subject_mismatch", fmt.Errorf("subject %s does not match body (account %s, event %s)", m.Subject(), env.AccountID, env.Event))
+		return event.Envelope{}, time.Time{}, invalid("subject_mismatch",
+			fmt.Errorf("subject %s does not match body (account %s, event %s)", subject, env.AccountID, env.Event))
 	}
 	at, err := env.Time()
 	if err != nil {
-		return nil, invalid("unparseable", err)
+		return event.Envelope{}, time.Time{}, invalid("unparseable", err)
 	}
+	return env, at, nil
+}
+
+// plan validates an event and builds its job messages.
+func (f *Fanout) plan(m jetstream.Msg) ([]*nats.Msg, error) {
+	env, at, err := ParseEvent(m.Subject(), m.Data())
+	if err != nil {
+		return nil, err
+	}
+	account, typ := env.AccountID, env.Event
 	hooks := f.idx.Match(account, typ)
 	if len(hooks) == 0 {
 		return nil, nil

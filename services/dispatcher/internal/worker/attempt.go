@@ -66,7 +66,7 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 
-	permit, ok, wait, reason := p.guard.Acquire(hook.Host)
+	permit, ok, wait, reason := p.guard.Acquire(ctx, hook.Host)
 	if !ok {
 		p.deferJob(ctx, msg, job, lane, wait, reason)
 		return

@@ -1,0 +1,102 @@
+package fanout
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/customertext/webhooks/libs/event"
+	eventsv1 "github.com/customertext/webhooks/libs/gen/customertext/events/v1"
+	"github.com/customertext/webhooks/libs/streams"
+)
+
+func TestParseEvent(t *testing.T) {
+	t.Parallel()
+	env, err := event.New("acc_1", &eventsv1.NewContact{ContactId: "c1"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := env.Marshal()
+	tests := []struct {
+		name, subject string
+		body          []byte
+		wantReason    string
+	}{
+		{"valid", "events.acc_1.new_contact", body, ""},
+		{"bad subject", "events.acc_1", body, "bad_subject"},
+		{"not json", "events.acc_1.new_contact", []byte("nope"), "unparseable"},
+		{"unknown type", "events.acc_1.exploded", []byte(`{"event":"exploded","event_id":"e","timestamp":"2026-01-01T00:00:00Z","account_id":"acc_1","data":{}}`), "unknown_type"},
+		{"other account", "events.acc_2.new_contact", body, "subject_mismatch"},
+		{"other type", "events.acc_1.campaign_sent", body, "subject_mismatch"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, _, err := ParseEvent(tc.subject, tc.body)
+			var inv invalidError
+			switch {
+			case tc.wantReason == "" && err != nil:
+				t.Fatalf("got error %v, want none", err)
+			case tc.wantReason == "" && got.EventID != env.EventID:
+				t.Errorf("event id: got %s, want %s", got.EventID, env.EventID)
+			case tc.wantReason != "" && !errors.As(err, &inv):
+				t.Fatalf("got error %v, want an invalid event (%s)", err, tc.wantReason)
+			case tc.wantReason != "" && inv.reason != tc.wantReason:
+				t.Errorf("reason: got %s, want %s", inv.reason, tc.wantReason)
+			}
+		})
+	}
+}
+
+func FuzzParseEvent(f *testing.F) {
+	env, _ := event.New("acc_1", &eventsv1.NewContact{ContactId: "c1"}, time.Now())
+	body, _ := env.Marshal()
+	f.Add("events.acc_1.new_contact", body)
+	f.Add("events.acc_1.new_contact", []byte(`{"event":"new_contact"}`))
+	f.Add("events..", []byte(`{}`))
+	f.Fuzz(func(t *testing.T, subject string, body []byte) {
+		got, _, err := ParseEvent(subject, body)
+		if err != nil {
+			var inv invalidError
+			if !errors.As(err, &inv) {
+				t.Fatalf("error %v is not an invalid-event error", err)
+			}
+			return
+		}
+		if streams.EventSubject(got.AccountID, got.Event) != subject {
+			t.Fatalf("accepted %s for an event of %s/%s", subject, got.AccountID, got.Event)
+		}
+	})
+}
+
+func TestDeliveryID(t *testing.T) {
+	t.Parallel()
+	if got, want := DeliveryID("evt_0190-abc", "wh_1"), "del_0190-abc_wh_1"; got != want {
+		t.Errorf("got %s, want %s", got, want)
+	}
+}
+
+func TestFairness(t *testing.T) {
+	t.Parallel()
+	clk := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f := NewFairness(10, 20) // 10 jobs/s, burst 20
+	f.now = func() time.Time { return clk }
+	steps := []struct {
+		name    string
+		account string
+		jobs    int
+		advance time.Duration
+		want    string
+	}{
+		{"within the burst", "a", 15, 0, DefaultLane},
+		{"over the burst goes bulk", "a", 10, 0, BulkLane},
+		{"another account is unaffected", "b", 20, 0, DefaultLane},
+		{"refilled at the rate", "a", 10, 500 * time.Millisecond, DefaultLane},
+		{"empty again", "a", 1, 0, BulkLane},
+	}
+	for _, st := range steps {
+		clk = clk.Add(st.advance)
+		if got := f.Lane(st.account, st.jobs); got != st.want {
+			t.Errorf("%s: got %s, want %s", st.name, got, st.want)
+		}
+	}
+}
