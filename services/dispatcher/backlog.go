@@ -10,6 +10,7 @@ import (
 
 	"github.com/customertext/webhooks/libs/streams"
 	"github.com/customertext/webhooks/services/dispatcher/internal/endpoint"
+	"github.com/customertext/webhooks/services/dispatcher/internal/index"
 	"github.com/customertext/webhooks/services/dispatcher/internal/metrics"
 )
 
@@ -41,6 +42,24 @@ func pollBacklog(ctx context.Context, js jetstream.JetStream, m *metrics.Metrics
 		}
 	}
 }
+
+// indexSize exposes the number of webhooks in the index by state, read at scrape time.
+func indexSize(idx *index.Index) prometheus.Collector {
+	desc := prometheus.NewDesc("dispatcher_index_webhooks", "Webhooks in the in-memory index, by state (enabled, disabled).", []string{"state"}, nil)
+	return collectorFunc{desc: desc, collect: func(ch chan<- prometheus.Metric) {
+		en, dis := idx.Counts()
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, float64(en), "enabled")
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, float64(dis), "disabled")
+	}}
+}
+
+type collectorFunc struct {
+	desc    *prometheus.Desc
+	collect func(chan<- prometheus.Metric)
+}
+
+func (c collectorFunc) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c collectorFunc) Collect(ch chan<- prometheus.Metric) { c.collect(ch) }
 
 // openCircuits exposes the number of open circuits as a gauge read at scrape time.
 func openCircuits(g *endpoint.Guard) prometheus.Collector {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
@@ -112,8 +113,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	if err := reg.Register(openCircuits(guard)); err != nil {
-		return fmt.Errorf("register metrics: %w", err)
+	for _, c := range []prometheus.Collector{openCircuits(guard), indexSize(idx)} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("register metrics: %w", err)
+		}
 	}
 
 	lanes := fanout.NewFairness(cfg.BulkRate, cfg.BulkBurst)

@@ -58,6 +58,20 @@ func (x *Index) Len() int {
 	return len(x.byID)
 }
 
+// Counts returns how many enabled and disabled webhooks are held.
+func (x *Index) Counts() (enabled, disabled int) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	for _, e := range x.byID {
+		if e.w.Enabled {
+			enabled++
+		} else {
+			disabled++
+		}
+	}
+	return enabled, disabled
+}
+
 // Loaded reports whether a full load has completed.
 func (x *Index) Loaded() bool {
 	x.mu.RLock()

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	webhooksv1 "github.com/customertext/webhooks/libs/gen/customertext/webhooks/v1"
+)
+
+// TestOpenCircuitReschedulesWithoutCalling checks that an endpoint that keeps failing is
+// probed, not hammered, and that its deliveries go through once it recovers.
+func TestOpenCircuitReschedulesWithoutCalling(t *testing.T) {
+	t.Parallel()
+	_, url := startNATS(t)
+	_, js := connectJS(t, url)
+	var failing atomic.Bool
+	failing.Store(true)
+	rcv := startReceiver(t, func(int, *http.Request) int {
+		if failing.Load() {
+			return http.StatusInternalServerError
+		}
+		return http.StatusOK
+	})
+	cfg, _ := webhookConfig(t, "wh_1", "acc_1", rcv.srv.URL, "new_contact")
+	cs := startConfigServer(t, cfg)
+	attempts := newAttemptReader(t, js)
+	admin := freeAddr(t)
+	startDispatcher(t, dispatcherEnv(url, cs.addr,
+		"ADMIN_ADDR", admin,
+		"CIRCUIT_FAILURES", "3",
+		"CIRCUIT_OPEN_FOR", "500ms",
+		"PER_ENDPOINT_CONCURRENCY", "1",
+		"RETRY_SCHEDULE", "0s,100ms,100ms,100ms,100ms,100ms,100ms,100ms"))
+
+	const events = 10
+	for i := range events {
+		publishEvent(t, js, "acc_1", newContact("c"+string(rune('a'+i))))
+	}
+	eventually(t, 60*time.Second, "circuit open and jobs rescheduled by it", func() bool {
+		return metric(t, admin, "dispatcher_open_circuits") == 1 &&
+			metric(t, admin, `dispatcher_deferred_total{reason="circuit_open"}`) >= events
+	})
+	// Every HTTP call is an attempt record; deferrals are not. Without the breaker the failing
+	// endpoint would have seen up to 8 calls per delivery by now.
+	calls := rcv.count()
+	if calls >= events {
+		t.Errorf("calls to the failing endpoint while its circuit is open: got %d, want < %d", calls, events)
+	}
+	if dead := metric(t, admin, "dispatcher_dead_letters_total"); dead != 0 {
+		t.Errorf("dead letters while the circuit is open: got %v, want 0", dead)
+	}
+
+	failing.Store(false)
+	eventually(t, 60*time.Second, "every event delivered after recovery", func() bool { return len(rcv.distinctIDs()) == events })
+	eventually(t, 30*time.Second, "circuit closed", func() bool { return metric(t, admin, "dispatcher_open_circuits") == 0 })
+	var recs []*webhooksv1.AttemptRecord
+	eventually(t, 30*time.Second, "attempt records of every call", func() bool {
+		recs = attempts.poll(t)
+		return len(recs) >= rcv.count()
+	})
+	succeeded := 0
+	for _, r := range recs {
+		if r.GetOutcome() == webhooksv1.Outcome_OUTCOME_SUCCEEDED {
+			succeeded++
+		}
+	}
+	if succeeded != events {
+		t.Errorf("successful attempt records: got %d, want %d", succeeded, events)
+	}
+	if got, want := len(recs), rcv.count(); got != want {
+		t.Errorf("attempt records: got %d, want one per HTTP call (%d)", got, want)
+	}
+	if got := metric(t, admin, `dispatcher_deliveries_total{event_type="new_contact",outcome="succeeded"}`); got != events {
+		t.Errorf("dispatcher_deliveries_total succeeded: got %v, want %d", got, events)
+	}
+	if got := metric(t, admin, "dispatcher_end_to_end_latency_seconds_count"); got != events {
+		t.Errorf("end-to-end latency observations: got %v, want %d", got, events)
+	}
+}
