@@ -578,3 +578,41 @@ func TestAttemptLogDisablesWebhooks(t *testing.T) {
 		}
 	})
 }
+
+func TestAttemptLogDropsMalformedRecords(t *testing.T) {
+	e := newEnv(t)
+	accountID, ctx := e.admin("Acme")
+	id := e.createWebhook(ctx, validCreate()).GetWebhook().GetId()
+	for _, body := range [][]byte{[]byte("not a protobuf \xff\xff"), mustMarshal(t, &webhooksv1.AttemptRecord{AccountId: accountID})} {
+		if _, err := e.js.Publish(context.Background(), streams.AttemptSubject(accountID), body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.publishAttempt(t, record(accountID, id, "del_ok", 1, webhooksv1.Outcome_OUTCOME_SUCCEEDED, time.Now()))
+	eventually(t, "valid record listed and the stream drained", func() error {
+		resp, err := e.webhooks.ListDeliveryAttempts(ctx, &webhooksv1.ListDeliveryAttemptsRequest{WebhookId: id})
+		if err != nil {
+			return err
+		}
+		if len(resp.GetAttempts()) != 1 || resp.GetAttempts()[0].GetDeliveryId() != "del_ok" {
+			return errNotYet
+		}
+		info, err := e.js.Stream(context.Background(), streams.Attempts)
+		if err != nil {
+			return err
+		}
+		if n := info.CachedInfo().State.Msgs; n != 0 {
+			return errNotYet
+		}
+		return nil
+	})
+}
+
+func mustMarshal(t *testing.T, m proto.Message) []byte {
+	t.Helper()
+	b, err := proto.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
