@@ -7,6 +7,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -51,9 +52,33 @@ type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-// InTx implements app.Store.
+// maxAttempts bounds how often InTx runs a transaction that PostgreSQL aborted as a deadlock
+// victim or serialization failure.
+const maxAttempts = 3
+
+// InTx implements app.Store. A transaction aborted by a deadlock (two transactions creating the
+// same new groups in opposite orders) is retried from the start, so fn must be safe to re-run.
 func (s *Store) InTx(ctx context.Context, fn func(tx app.Tx) error) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return fn(&Tx{tx: tx}) })
+	var err error
+	for range maxAttempts {
+		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return fn(&Tx{tx: tx}) })
+		if !retryable(err) {
+			return err
+		}
+	}
+	return err
+}
+
+func retryable(err error) bool {
+	var pgErr interface{ SQLState() string }
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.SQLState() {
+	case "40P01", "40001": // deadlock_detected, serialization_failure
+		return true
+	}
+	return false
 }
 
 // contactColumns selects a contact with its group names sorted case-insensitively.
@@ -136,6 +161,10 @@ func (s *Store) ListGroups(ctx context.Context, accountID string) ([]domain.Grou
 // Tx implements app.Tx on a pgx transaction.
 type Tx struct {
 	tx pgx.Tx
+	// groupIDs caches group ids by account and lower-case name for this transaction.
+	groupIDs map[string]string
+	// groupsLocked records the accounts whose group-creation lock this transaction holds.
+	groupsLocked map[string]bool
 }
 
 var _ app.Tx = (*Tx)(nil)
@@ -191,25 +220,67 @@ func (t *Tx) Update(ctx context.Context, c domain.Contact) error {
 	return nil
 }
 
-// ensureGroups returns the ids of the named groups, creating the missing ones.
+// ensureGroups returns the ids of the named groups, creating the missing ones; ids are cached for
+// the rest of the transaction (an import names the same groups on many rows).
+//
+// Existing groups are only read, never locked. Creating a group first takes a per-account
+// transaction-scoped advisory lock, so at most one transaction per account holds uncommitted new
+// groups: two transactions creating the same new groups in opposite orders would otherwise wait
+// for each other's uncommitted rows and deadlock.
 func (t *Tx) ensureGroups(ctx context.Context, accountID string, names []string) ([]string, error) {
 	ids := make([]string, 0, len(names))
 	for _, name := range names {
-		gid, err := newGroupID()
-		if err != nil {
-			return nil, err
+		key := accountID + "\x00" + strings.ToLower(name)
+		if id, ok := t.groupIDs[key]; ok {
+			ids = append(ids, id)
+			continue
 		}
-		// The no-op update makes RETURNING yield the existing row on conflict.
-		var id string
-		err = t.tx.QueryRow(ctx, `INSERT INTO groups (account_id, id, name) VALUES ($1, $2, $3)
-			ON CONFLICT (account_id, lower(name)) DO UPDATE SET name = groups.name RETURNING id`,
-			accountID, gid, name).Scan(&id)
+		id, err := t.groupID(ctx, accountID, name)
+		if errors.Is(err, pgx.ErrNoRows) {
+			id, err = t.createGroup(ctx, accountID, name)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("ensure group: %w", err)
 		}
+		if t.groupIDs == nil {
+			t.groupIDs = make(map[string]string)
+		}
+		t.groupIDs[key] = id
 		ids = append(ids, id)
 	}
 	return ids, nil
+}
+
+func (t *Tx) groupID(ctx context.Context, accountID, name string) (string, error) {
+	var id string
+	err := t.tx.QueryRow(ctx, `SELECT id FROM groups WHERE account_id = $1 AND lower(name) = lower($2)`,
+		accountID, name).Scan(&id)
+	return id, err
+}
+
+func (t *Tx) createGroup(ctx context.Context, accountID, name string) (string, error) {
+	if !t.groupsLocked[accountID] {
+		if _, err := t.tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('contacts.groups:' || $1))`, accountID); err != nil {
+			return "", fmt.Errorf("lock groups: %w", err)
+		}
+		if t.groupsLocked == nil {
+			t.groupsLocked = make(map[string]bool)
+		}
+		t.groupsLocked[accountID] = true
+	}
+	gid, err := newGroupID()
+	if err != nil {
+		return "", err
+	}
+	var id string
+	err = t.tx.QueryRow(ctx, `INSERT INTO groups (account_id, id, name) VALUES ($1, $2, $3)
+		ON CONFLICT (account_id, lower(name)) DO NOTHING RETURNING id`, accountID, gid, name).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		// Committed by another transaction since we looked (CreateGroup takes no lock); this new
+		// statement sees it.
+		return t.groupID(ctx, accountID, name)
+	}
+	return id, err
 }
 
 // AddGroups implements app.Tx.
