@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"time"
 
@@ -68,7 +69,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 
-	nc, err := nats.Connect(cfg.NATSURL, nats.Name(serviceName), nats.MaxReconnects(-1))
+	// The service starts and accepts work while NATS is unreachable: events wait in the outbox.
+	nc, err := nats.Connect(cfg.NATSURL, nats.Name(serviceName), nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(true), nats.ReconnectWait(500*time.Millisecond))
 	if err != nil {
 		return fmt.Errorf("connect to nats: %w", err)
 	}
@@ -76,12 +79,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
-	}
-	ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = streams.Ensure(ectx, js, streams.Config{})
-	cancel()
-	if err != nil {
-		return err
 	}
 
 	contactsConn, err := grpc.NewClient(cfg.ContactsAddr,
@@ -138,10 +135,41 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return grpcSrv.Serve(gctx, grpcLis, shutdownGrace) })
 	g.Go(func() error { return server.ServeHTTP(gctx, adminLis, admin, shutdownGrace) })
-	g.Go(func() error { return relay.Run(gctx) })
+	g.Go(func() error {
+		if !ensureStreams(gctx, js, logger) {
+			return nil
+		}
+		return relay.Run(gctx)
+	})
 	// The sender resumes campaigns left SENDING by a crash as soon as it starts.
 	g.Go(func() error { return sender.Run(gctx) })
 	err = g.Wait()
 	logger.Info("stopped", "error", err)
 	return err
+}
+
+// ensureStreams applies the JetStream topology, retrying until NATS answers; it returns false
+// when ctx ended first.
+func ensureStreams(ctx context.Context, js jetstream.JetStream, logger *slog.Logger) bool {
+	wait := 250 * time.Millisecond
+	for {
+		ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := streams.Ensure(ectx, js, streams.Config{})
+		cancel()
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		logger.Warn("ensure streams failed; retrying", "error", err, "retry_in", wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
 }

@@ -72,13 +72,26 @@ type stack struct {
 
 func startStack(t *testing.T) *stack {
 	t.Helper()
+	return startStackWith(t, nil)
+}
+
+// startStackWith starts messaging against the contacts service that startContacts returns the
+// address of (nil: the in-memory fake).
+func startStackWith(t *testing.T, startContacts func(t *testing.T, natsURL, dbURL string) string) *stack {
+	t.Helper()
 	ns, err := natsserver.Start(natsserver.Options{Port: -1, StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatalf("start nats: %v", err)
 	}
 	t.Cleanup(ns.Shutdown)
 	dbURL := pgtest.NewDatabase(t)
-	contacts, contactsAddr := contactsfake.Start(t, testToken)
+	var contacts *contactsfake.Server
+	var contactsAddr string
+	if startContacts == nil {
+		contacts, contactsAddr = contactsfake.Start(t, testToken)
+	} else {
+		contactsAddr = startContacts(t, ns.ClientURL(), dbURL)
+	}
 
 	env := map[string]string{
 		"NATS_URL": ns.ClientURL(), "DATABASE_URL": dbURL, "GRPC_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0",
