@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -55,6 +58,30 @@ func checkEnvelope(t *testing.T, got received, wantType string) {
 	}
 }
 
+// checkCatalogShape asserts that the event's data has exactly the fields of the catalog sample
+// of its type, the schema the subscription service publishes.
+func checkCatalogShape(t *testing.T, got received) {
+	t.Helper()
+	for _, spec := range event.Catalog() {
+		if spec.Name != got.Env.Event {
+			continue
+		}
+		env, err := event.New(account, spec.Sample, time.Now())
+		if err != nil {
+			t.Fatalf("catalog sample %s: %v", spec.Name, err)
+		}
+		var sample map[string]any
+		if err := json.Unmarshal(env.Data, &sample); err != nil {
+			t.Fatalf("decode catalog sample: %v", err)
+		}
+		if diff := cmp.Diff(slices.Sorted(maps.Keys(sample)), slices.Sorted(maps.Keys(got.Data))); diff != "" {
+			t.Errorf("%s data fields differ from the catalog (-catalog +published):\n%s", spec.Name, diff)
+		}
+		return
+	}
+	t.Errorf("event type %q is not in the catalog", got.Env.Event)
+}
+
 func TestCreateContactPublishesNewContact(t *testing.T) {
 	ns := startNATS(t)
 	svc := startService(t, ns.ClientURL())
@@ -103,6 +130,7 @@ func TestCreateContactPublishesNewContact(t *testing.T) {
 			}
 			got := events.next()
 			checkEnvelope(t, got, event.NewContact)
+			checkCatalogShape(t, got)
 			want := map[string]any{"contact_id": c.GetId()}
 			for k, v := range tt.wantData {
 				want[k] = v
@@ -175,6 +203,7 @@ func TestUpdateContactPublishesContactUpdated(t *testing.T) {
 			}
 			got := events.next()
 			checkEnvelope(t, got, event.ContactUpdated)
+			checkCatalogShape(t, got)
 			if diff := cmp.Diff(tt.wantData, got.Data); diff != "" {
 				t.Errorf("contact_updated data mismatch (-want +got):\n%s", diff)
 			}
