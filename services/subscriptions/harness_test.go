@@ -41,6 +41,7 @@ type env struct {
 	dbURL    string
 	natsURL  string
 	addrs    addrs
+	logs     *lockedBuffer
 	conn     *grpc.ClientConn
 	nc       *nats.Conn
 	js       jetstream.JetStream
@@ -86,6 +87,7 @@ func newEnv(t *testing.T, extraArgs ...string) *env {
 	readyc := make(chan addrs, 1)
 	done := make(chan error, 1)
 	logs := &lockedBuffer{}
+	e.logs = logs
 	go func() {
 		done <- start(ctx, args, func(string) string { return "" }, logs, func(a addrs) { readyc <- a })
 	}()

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -568,4 +569,63 @@ func TestCreateAccountCLI(t *testing.T) {
 			t.Fatal("create-account without -admin-email: got nil error, want one")
 		}
 	})
+}
+
+func TestSecretsNeverLogged(t *testing.T) {
+	e := newEnv(t, "-log-level", "debug")
+	_, ctx := e.admin("Acme")
+	rcv := newReceiver(t, http.StatusUnauthorized)
+	req := validCreate()
+	req.Url = rcv.srv.URL
+	req.Auth = bearerAuth("bearer-never-logged-777")
+	created := e.createWebhook(ctx, req)
+	id := created.GetWebhook().GetId()
+	if _, err := e.webhooks.UpdateWebhook(ctx, &webhooksv1.UpdateWebhookRequest{
+		Webhook: &webhooksv1.Webhook{Id: id, Auth: apiKeyAuth("X-Key", "apikey-never-logged-888")}, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"auth"}}}); err != nil {
+		t.Fatal(err)
+	}
+	rot, err := e.webhooks.RotateSigningSecret(ctx, &webhooksv1.RotateSigningSecretRequest{Id: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.webhooks.SendTestEvent(ctx, &webhooksv1.SendTestEventRequest{Id: id}); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = e.webhooks.CreateWebhook(ctx, &webhooksv1.CreateWebhookRequest{Url: "https://e.com", EventTypes: []string{"new_contact"},
+		Auth: apiKeyAuth("Host", "invalid-request-secret-999")})
+	logs := e.logs.String()
+	if !strings.Contains(logs, id) {
+		t.Fatalf("logs do not mention the webhook at all; is logging on? %q", logs)
+	}
+	for _, secret := range []string{
+		"bearer-never-logged-777", "apikey-never-logged-888", "invalid-request-secret-999",
+		strings.TrimPrefix(created.GetSigningSecret(), "whsec_"), strings.TrimPrefix(rot.GetSigningSecret(), "whsec_"),
+	} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("logs contain a secret (%s…)", secret[:6])
+		}
+	}
+}
+
+func TestRedeliverDeletedWebhook(t *testing.T) {
+	e := newEnv(t)
+	accountID, ctx := e.admin("Acme")
+	id := e.createWebhook(ctx, validCreate()).GetWebhook().GetId()
+	e.publishAttempt(t, record(accountID, id, "del_x", 1, webhooksv1.Outcome_OUTCOME_DEAD_LETTERED, time.Now()))
+	eventually(t, "attempt listed", func() error {
+		resp, err := e.webhooks.ListDeliveryAttempts(ctx, &webhooksv1.ListDeliveryAttemptsRequest{})
+		if err != nil || len(resp.GetAttempts()) != 1 {
+			return errNotYet
+		}
+		return nil
+	})
+	if _, err := e.webhooks.DeleteWebhook(ctx, &webhooksv1.DeleteWebhookRequest{Id: id}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.webhooks.RedeliverDelivery(ctx, &webhooksv1.RedeliverDeliveryRequest{DeliveryId: "del_x"})
+	wantCode(t, err, codes.FailedPrecondition)
+	_, err = e.webhooks.RedeliverDelivery(ctx, &webhooksv1.RedeliverDeliveryRequest{})
+	wantCode(t, err, codes.InvalidArgument)
+	_, err = e.webhooks.RedeliverDelivery(ctx, &webhooksv1.RedeliverDeliveryRequest{DeliveryId: "del_unknown"})
+	wantCode(t, err, codes.NotFound)
 }
