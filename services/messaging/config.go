@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/customertext/webhooks/libs/postgres"
+	"github.com/customertext/webhooks/services/messaging/internal/secrets"
 )
 
 // config is the validated configuration of the service.
@@ -25,6 +26,8 @@ type config struct {
 	OTLPEndpoint  string
 	LogLevel      string
 	LogFormat     string
+	// Keys encrypt carrier tokens at rest; nil (no SECRETS_KEYS) stores them unencrypted.
+	Keys *secrets.Keyring
 }
 
 // parseConfig reads flags, falling back to the environment, then to the defaults.
@@ -49,12 +52,19 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	str(&c.OTLPEndpoint, "otlp-endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", "", "OTLP/gRPC endpoint; empty disables export")
 	str(&c.LogLevel, "log-level", "LOG_LEVEL", "info", "log level")
 	str(&c.LogFormat, "log-format", "LOG_FORMAT", "json", "log format: json or text")
+	var keys string
+	str(&keys, "secrets-keys", "SECRETS_KEYS", "", "keys encrypting carrier tokens at rest: <id>:<base64 32 bytes>[,<older-id>:<base64>]; first encrypts")
 	if err := fs.Parse(args); err != nil {
 		return config{}, fmt.Errorf("parse flags: %w", err)
 	}
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
+	kr, err := secrets.ParseKeys(keys)
+	if err != nil {
+		return config{}, fmt.Errorf("SECRETS_KEYS: %w", err)
+	}
+	c.Keys = kr
 	return c, c.validate()
 }
 

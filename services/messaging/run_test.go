@@ -337,6 +337,13 @@ func TestMessagingAPI(t *testing.T) {
 	if strings.Contains(s.logs.String(), carrierTok) {
 		t.Errorf("the carrier token appears in the logs")
 	}
+	var stored string
+	if err := s.db.QueryRow(ctx, `SELECT carrier_auth_token FROM numbers WHERE phone_number = $1`, acctNumber).Scan(&stored); err != nil {
+		t.Fatalf("read stored token: %v", err)
+	}
+	if strings.Contains(stored, carrierTok) || !strings.HasPrefix(stored, "k1:") {
+		t.Errorf("stored token %q: want it encrypted with key k1", stored)
+	}
 	// The rotated token is the one that validates.
 	if code, _ := s.inbound("t1", smsForm(janePhone, acctNumber, "hi", "SM-old")); code != 403 {
 		t.Errorf("old token: got %d, want 403", code)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -97,6 +98,7 @@ func startStackWith(t *testing.T, startContacts func(t *testing.T, natsURL, dbUR
 		"NATS_URL": ns.ClientURL(), "DATABASE_URL": dbURL, "GRPC_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0",
 		"HTTP_ADDR": "127.0.0.1:0", "PUBLIC_BASE_URL": publicBaseURL, "CONTACTS_ADDR": contactsAddr,
 		"SERVICE_TOKEN": testToken, "LOG_LEVEL": "debug",
+		"SECRETS_KEYS": "k1:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32)),
 	}
 	logs := &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())

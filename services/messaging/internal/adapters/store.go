@@ -19,6 +19,7 @@ import (
 	"github.com/customertext/webhooks/libs/telemetry"
 	"github.com/customertext/webhooks/services/messaging/internal/app"
 	"github.com/customertext/webhooks/services/messaging/internal/domain"
+	"github.com/customertext/webhooks/services/messaging/internal/secrets"
 )
 
 // Schema is messaging's PostgreSQL schema.
@@ -42,22 +43,30 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 type Store struct {
 	pool    *pgxpool.Pool
 	tracing *telemetry.Tracing
+	keys    *secrets.Keyring
 }
 
-// NewStore returns a store; tracing carries the caller's trace into the events' headers.
-func NewStore(pool *pgxpool.Pool, tracing *telemetry.Tracing) *Store {
-	return &Store{pool: pool, tracing: tracing}
+// NewStore returns a store; tracing carries the caller's trace into the events' headers; keys
+// encrypt carrier tokens at rest (nil stores them unencrypted).
+func NewStore(pool *pgxpool.Pool, tracing *telemetry.Tracing, keys *secrets.Keyring) *Store {
+	return &Store{pool: pool, tracing: tracing, keys: keys}
 }
+
+func tokenContext(phone string) string { return "number:" + phone }
 
 var _ app.Store = (*Store)(nil)
 
 // RegisterNumber inserts the number or replaces its token when the account already owns it.
 func (s *Store) RegisterNumber(ctx context.Context, n app.Number) error {
+	sealed, err := s.keys.Seal(n.CarrierToken, tokenContext(n.Phone))
+	if err != nil {
+		return fmt.Errorf("seal carrier token: %w", err)
+	}
 	var owner string
-	err := s.pool.QueryRow(ctx, `INSERT INTO numbers (phone_number, account_id, carrier_auth_token) VALUES ($1, $2, $3)
+	err = s.pool.QueryRow(ctx, `INSERT INTO numbers (phone_number, account_id, carrier_auth_token) VALUES ($1, $2, $3)
 		ON CONFLICT (phone_number) DO UPDATE SET carrier_auth_token = EXCLUDED.carrier_auth_token, update_time = now()
 		WHERE numbers.account_id = EXCLUDED.account_id
-		RETURNING account_id`, n.Phone, n.AccountID, n.CarrierToken).Scan(&owner)
+		RETURNING account_id`, n.Phone, n.AccountID, sealed).Scan(&owner)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("phone_number is registered to another account: %w", app.ErrAlreadyExists)
 	}
@@ -70,13 +79,17 @@ func (s *Store) RegisterNumber(ctx context.Context, n app.Number) error {
 // NumberByPhone returns app.ErrNotFound for an unregistered number.
 func (s *Store) NumberByPhone(ctx context.Context, phone string) (app.Number, error) {
 	n := app.Number{Phone: phone}
+	var sealed string
 	err := s.pool.QueryRow(ctx, `SELECT account_id, carrier_auth_token FROM numbers WHERE phone_number = $1`, phone).
-		Scan(&n.AccountID, &n.CarrierToken)
+		Scan(&n.AccountID, &sealed)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return app.Number{}, fmt.Errorf("number is not registered: %w", app.ErrNotFound)
 	}
 	if err != nil {
 		return app.Number{}, fmt.Errorf("select number: %w", err)
+	}
+	if n.CarrierToken, err = s.keys.Open(sealed, tokenContext(phone)); err != nil {
+		return app.Number{}, fmt.Errorf("carrier token of a registered number: %w", err)
 	}
 	return n, nil
 }

@@ -85,7 +85,7 @@ func newFixture(t *testing.T, provider func(*sms.Sandbox) sms.Provider) fixture 
 	}
 	t.Cleanup(func() { conn.Close() })
 	sandbox := sms.NewSandbox(pool)
-	svc := app.NewService(adapters.NewStore(pool, tr), adapters.NewContacts(contactsv1.NewContactServiceClient(conn)),
+	svc := app.NewService(adapters.NewStore(pool, tr, nil), adapters.NewContacts(contactsv1.NewContactServiceClient(conn)),
 		provider(sandbox), sandbox, nopMetrics{}, slog.New(slog.NewTextHandler(io.Discard, nil)), app.Config{})
 	if err := svc.RegisterNumber(ctx, acct, number, token); err != nil {
 		t.Fatalf("register: %v", err)

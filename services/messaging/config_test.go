@@ -1,0 +1,45 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestConfig(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		wantErr string
+	}{
+		{"no token", map[string]string{}, nil, "SERVICE_TOKEN"},
+		{"public url with path", map[string]string{"SERVICE_TOKEN": "x", "PUBLIC_BASE_URL": "https://h/sms"}, nil, "PUBLIC_BASE_URL"},
+		{"public url without scheme", map[string]string{"SERVICE_TOKEN": "x", "PUBLIC_BASE_URL": "h:80"}, nil, "PUBLIC_BASE_URL"},
+		{"bad secrets keys", map[string]string{"SERVICE_TOKEN": "x", "SECRETS_KEYS": "k1:short"}, nil, "SECRETS_KEYS"},
+		{"bad address", map[string]string{"SERVICE_TOKEN": "x"}, []string{"-http-addr", "nope"}, "HTTP_ADDR"},
+		{"stray argument", map[string]string{"SERVICE_TOKEN": "x"}, []string{"extra"}, "unexpected"},
+		{"defaults", map[string]string{"SERVICE_TOKEN": "x"}, nil, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out strings.Builder
+			cfg, err := parseConfig(tc.args, func(k string) string { return tc.env[k] }, &out)
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("got error %v", err)
+				}
+				want := config{NATSURL: "nats://127.0.0.1:4222", DatabaseURL: cfg.DatabaseURL, GRPCAddr: "127.0.0.1:7102",
+					AdminAddr: "127.0.0.1:7202", HTTPAddr: "127.0.0.1:7302", PublicBaseURL: "http://127.0.0.1:7302",
+					ContactsAddr: "127.0.0.1:7101", ServiceToken: "x", LogLevel: "info", LogFormat: "json"}
+				if cfg != want {
+					t.Errorf("got %+v, want %+v", cfg, want)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("got error %v, want one naming %s", err, tc.wantErr)
+			}
+		})
+	}
+}
