@@ -129,7 +129,7 @@ func startService(t *testing.T, natsURL string) *service {
 		return nil
 	})
 
-	nc, err := nats.Connect(natsURL, nats.MaxReconnects(-1))
+	nc, err := nats.Connect(natsURL, nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true))
 	if err != nil {
 		t.Fatalf("connect to nats: %v", err)
 	}
