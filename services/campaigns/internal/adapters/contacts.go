@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	contactsv1 "github.com/customertext/webhooks/libs/gen/customertext/contacts/v1"
 	"github.com/customertext/webhooks/services/campaigns/internal/app"
 )
@@ -41,4 +44,17 @@ func (c *Contacts) GroupMembers(ctx context.Context, accountID, group string) ([
 			return out, nil
 		}
 	}
+}
+
+// Get implements app.Contacts.
+func (c *Contacts) Get(ctx context.Context, accountID, id string) (app.Contact, error) {
+	resp, err := c.client.GetContact(ctx, &contactsv1.GetContactRequest{AccountId: accountID, Id: id})
+	if status.Code(err) == codes.NotFound {
+		return app.Contact{}, fmt.Errorf("get contact %s: %w", id, app.ErrNotFound)
+	}
+	if err != nil {
+		return app.Contact{}, fmt.Errorf("get contact: %w", err)
+	}
+	x := resp.GetContact()
+	return app.Contact{ID: x.GetId(), Phone: x.GetPhone(), OptedOut: x.GetOptedOut()}, nil
 }

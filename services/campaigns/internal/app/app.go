@@ -43,6 +43,8 @@ type Recipient struct {
 // Contacts is the contacts service.
 type Contacts interface {
 	GroupMembers(ctx context.Context, accountID, group string) ([]Contact, error)
+	// Get returns ErrNotFound when the contact no longer exists.
+	Get(ctx context.Context, accountID, id string) (Contact, error)
 }
 
 // Store is campaigns' PostgreSQL schema.

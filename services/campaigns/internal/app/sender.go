@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -208,6 +209,17 @@ func (s *Sender) sendBatch(ctx context.Context, c domain.Campaign, batch []Recip
 	g.SetLimit(s.cfg.Concurrency)
 	for _, r := range batch {
 		g.Go(func() error {
+			// The audience was resolved when the send started; a contact may have opted out
+			// (or been deleted) since, and an opted-out contact is never texted.
+			current, err := s.contacts.Get(gctx, c.AccountID, r.ContactID)
+			switch {
+			case errors.Is(err, ErrNotFound):
+				return s.record(gctx, c.ID, Recipient{ContactID: r.ContactID, Result: domain.ResultFailed, Error: "contact deleted before sending"})
+			case err != nil:
+				return fmt.Errorf("check contact %s: %w", r.ContactID, err) // stays pending
+			case current.OptedOut:
+				return s.record(gctx, c.ID, Recipient{ContactID: r.ContactID, Result: domain.ResultSkipped})
+			}
 			sent, err := s.provider.Send(gctx, sms.Message{AccountID: c.AccountID, To: r.Phone, Body: c.Body,
 				IdempotencyKey: c.ID + ":" + r.ContactID})
 			switch {
@@ -218,17 +230,21 @@ func (s *Sender) sendBatch(ctx context.Context, c domain.Campaign, batch []Recip
 			default:
 				r.Result, r.Error = domain.ResultFailed, truncate(err.Error(), 500)
 			}
-			if err := s.store.Record(gctx, c.ID, r); err != nil {
-				return err
-			}
-			s.metrics.Recipient(r.Result)
-			return nil
+			return s.record(gctx, c.ID, r)
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return err
 	}
 	return ctx.Err()
+}
+
+func (s *Sender) record(ctx context.Context, campaignID string, r Recipient) error {
+	if err := s.store.Record(ctx, campaignID, r); err != nil {
+		return err
+	}
+	s.metrics.Recipient(r.Result)
+	return nil
 }
 
 // truncate keeps at most n runes of s (error texts go into a text column).

@@ -28,11 +28,38 @@ import (
 
 const acct = "acct_1"
 
-// groups is a fake contacts service at the consumer's interface.
+// groups is a fake contacts service at the consumer's interface: group name to members.
 type groups map[string][]app.Contact
 
 func (g groups) GroupMembers(_ context.Context, _, group string) ([]app.Contact, error) {
 	return g[group], nil
+}
+
+func (g groups) Get(_ context.Context, _, id string) (app.Contact, error) {
+	for _, members := range g {
+		for _, c := range members {
+			if c.ID == id {
+				return c, nil
+			}
+		}
+	}
+	return app.Contact{}, app.ErrNotFound
+}
+
+// changing is a contacts service whose contacts change after the audience is resolved.
+type changing struct {
+	groups
+	now map[string]app.Contact
+}
+
+func (c changing) Get(ctx context.Context, acct, id string) (app.Contact, error) {
+	if x, ok := c.now[id]; ok {
+		return x, nil
+	}
+	if _, ok := c.now["deleted:"+id]; ok {
+		return app.Contact{}, app.ErrNotFound
+	}
+	return c.groups.Get(ctx, acct, id)
 }
 
 type nopMetrics struct{}
@@ -275,5 +302,35 @@ func TestProviderFailuresAreCounted(t *testing.T) {
 	var errText string
 	if err := pool.QueryRow(context.Background(), `SELECT error FROM recipients WHERE contact_id = 'b'`).Scan(&errText); err != nil || errText == "" {
 		t.Errorf("failed recipient: got error text %q (%v), want the provider's reason", errText, err)
+	}
+}
+
+// TestOptOutAfterResolutionIsHonoured: a contact who opts out after the audience was resolved
+// is skipped, and one deleted meanwhile is counted as failed; neither is texted.
+func TestOptOutAfterResolutionIsHonoured(t *testing.T) {
+	t.Parallel()
+	store, pool := newStore(t)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	aud := groups{"customers": {{ID: "a", Phone: "+15551230001"}, {ID: "b", Phone: "+15551230002"}, {ID: "c", Phone: "+15551230003"}}}
+	contacts := changing{groups: aud, now: map[string]app.Contact{
+		"b":         {ID: "b", Phone: "+15551230002", OptedOut: true},
+		"deleted:c": {},
+	}}
+	sandbox := sms.NewSandbox(pool)
+	sender := app.NewSender(store, contacts, sandbox, nopMetrics{}, logger, app.SenderConfig{})
+	c := startCampaign(t, store, sender)
+	if err := sender.SendOne(context.Background(), app.Ref{AccountID: acct, ID: c.ID}); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	got, err := store.Get(context.Background(), acct, c.ID)
+	if err != nil {
+		t.Fatalf("get: %v", err)
+	}
+	if diff := cmp.Diff([]int{3, 1, 1, 1}, []int{got.Audience, got.Sent, got.Failed, got.Skipped}); diff != "" {
+		t.Errorf("audience/sent/failed/skipped (-want +got):\n%s", diff)
+	}
+	sent, err := sandbox.List(context.Background(), acct, "")
+	if err != nil || len(sent) != 1 || sent[0].To != "+15551230001" {
+		t.Errorf("got messages %+v (%v), want one to +15551230001", sent, err)
 	}
 }
