@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/customertext/webhooks/services/subscriptions/internal/domain"
@@ -51,13 +50,17 @@ func (s *Store) WriteAttempts(ctx context.Context, batch []domain.Attempt, autoD
 	}
 	var disabled []Disabled
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := insertAttempts(ctx, tx, batch); err != nil {
+		inserted, err := insertAttempts(ctx, tx, batch)
+		if err != nil {
 			return err
 		}
+		// Only attempts seen for the first time count: a record redelivered by JetStream after
+		// a crash between commit and ack changes nothing.
 		real := make([]domain.Attempt, 0, len(batch))
 		for _, a := range batch {
-			if !a.Test {
+			if !a.Test && inserted[a.ID] {
 				real = append(real, a)
+				delete(inserted, a.ID)
 			}
 		}
 		if len(real) == 0 {
@@ -66,7 +69,6 @@ func (s *Store) WriteAttempts(ctx context.Context, batch []domain.Attempt, autoD
 		if err := upsertDeliveries(ctx, tx, real); err != nil {
 			return err
 		}
-		var err error
 		disabled, err = applyWebhookEffects(ctx, tx, real, autoDisableAfter)
 		return err
 	})
@@ -82,14 +84,17 @@ func (s *Store) InsertTestAttempt(ctx context.Context, a domain.Attempt) error {
 	if err := s.ensurePartitionsFor(ctx, []domain.Attempt{a}); err != nil {
 		return err
 	}
-	return wrap("insert test attempt", insertAttempts(ctx, s.pool, []domain.Attempt{a}))
+	_, err := insertAttempts(ctx, s.pool, []domain.Attempt{a})
+	return wrap("insert test attempt", err)
 }
 
-type execer interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-func insertAttempts(ctx context.Context, db execer, batch []domain.Attempt) error {
+// insertAttempts inserts the batch in one statement and returns the ids of the rows that were
+// new.
+func insertAttempts(ctx context.Context, db querier, batch []domain.Attempt) (map[string]bool, error) {
 	n := len(batch)
 	var (
 		times    = make([]time.Time, n)
@@ -117,14 +122,14 @@ func insertAttempts(ctx context.Context, db execer, batch []domain.Attempt) erro
 		}
 		hj, err := json.Marshal(h)
 		if err != nil {
-			return fmt.Errorf("encode headers: %w", err)
+			return nil, fmt.Errorf("encode headers: %w", err)
 		}
 		times[i], ids[i], dels[i], accounts[i], hooks[i] = a.Time, a.ID, a.DeliveryID, a.AccountID, a.WebhookID
 		events[i], types[i], urls[i], nums[i], outcomes[i] = a.EventID, a.EventType, a.URL, a.Attempt, int16(a.Outcome)
 		tests[i], headers[i], statuses[i], bodies[i], durs[i], errs[i] = a.Test, string(hj), a.ResponseStatus, a.ResponseBody, a.DurationMS, a.Error
 		retries[i] = pgtype.Timestamptz{Time: a.NextRetryTime, Valid: !a.NextRetryTime.IsZero()}
 	}
-	_, err := db.Exec(ctx, `
+	rows, err := db.Query(ctx, `
 		INSERT INTO delivery_attempts (attempt_time, attempt_id, delivery_id, account_id, webhook_id, event_id,
 			event_type, url, attempt, outcome, test, request_headers, response_status, response_body,
 			duration_ms, error, next_retry_at)
@@ -133,10 +138,22 @@ func insertAttempts(ctx context.Context, db execer, batch []domain.Attempt) erro
 			$8::text[], $9::int[], $10::smallint[], $11::boolean[], $12::text[], $13::int[], $14::text[],
 			$15::bigint[], $16::text[], $17::timestamptz[])
 			AS x(t, id, d, acc, wh, ev, et, u, n, o, te, h, st, b, du, e, r)
-		ON CONFLICT DO NOTHING`,
+		ON CONFLICT DO NOTHING
+		RETURNING attempt_id`,
 		times, ids, dels, accounts, hooks, events, types, urls, nums, outcomes, tests, headers, statuses,
 		bodies, durs, errs, retries)
-	return wrap("insert attempts", err)
+	if err != nil {
+		return nil, fmt.Errorf("insert attempts: %w", err)
+	}
+	newIDs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("insert attempts: %w", err)
+	}
+	inserted := make(map[string]bool, len(newIDs))
+	for _, id := range newIDs {
+		inserted[id] = true
+	}
+	return inserted, nil
 }
 
 // latestPer returns, per key, the batch's latest attempt (highest attempt number, then time).

@@ -86,6 +86,13 @@ func TestPartitionsAndRetention(t *testing.T) {
 	if n != 2 {
 		t.Errorf("attempt rows: got %d, want 2 (duplicates ignored)", n)
 	}
+	d, err := s.GetDelivery(ctx, "acc_1", "del_a_new")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Attempts != 1 {
+		t.Errorf("delivery attempts: got %d, want 1 (a redelivered record is not counted twice)", d.Attempts)
+	}
 	dropped, err := s.DropPartitionsBefore(ctx, now.Add(-30*24*time.Hour))
 	if err != nil {
 		t.Fatal(err)
