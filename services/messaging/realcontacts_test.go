@@ -87,10 +87,10 @@ func TestWithRealContactsService(t *testing.T) {
 	}
 	t.Parallel()
 	var contactsAddr string
-	s := startStackWith(t, func(t *testing.T, natsURL, dbURL string) string {
+	s := startStackWith(t, stackOptions{contacts: func(t *testing.T, natsURL, dbURL string) string {
 		contactsAddr = startRealContacts(t, natsURL, dbURL)
 		return contactsAddr
-	})
+	}})
 	s.registerNumber(acct, acctNumber, carrierTok)
 	ctx := context.Background()
 	if _, err := s.client.CreateKeyword(ctx, &messagingv1.CreateKeywordRequest{AccountId: acct,

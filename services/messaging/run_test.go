@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc"
@@ -361,5 +362,33 @@ func TestMessagingAPI(t *testing.T) {
 	_, err = messagingv1.NewMessagingServiceClient(conn).ListKeywords(ctx, &messagingv1.ListKeywordsRequest{AccountId: acct})
 	if status.Code(err) != codes.Unauthenticated {
 		t.Errorf("without credential: got %v, want Unauthenticated", err)
+	}
+}
+
+// TestEventsWaitForNATS: messaging starts and handles inbound SMS while NATS is down; the
+// events wait in the outbox and reach the EVENTS stream, once each, when NATS comes up.
+func TestEventsWaitForNATS(t *testing.T) {
+	t.Parallel()
+	s := startStackWith(t, stackOptions{natsDown: true})
+	s.registerNumber(acct, acctNumber, carrierTok)
+	s.contacts.Add(acct, janePhone, false)
+	if code, _ := s.inbound(carrierTok, smsForm(janePhone, acctNumber, "STOP", "SM1")); code != 200 {
+		t.Fatalf("STOP while NATS is down: got %d, want 200", code)
+	}
+	if n := s.rows("outbox"); n != 2 {
+		t.Fatalf("got %d events waiting in the outbox, want 2", n)
+	}
+	s.startNATS()
+	s.waitEvents(acct, event.ContactOptOut, 1)
+	s.waitEvents(acct, event.InboundMessage, 1)
+	deadline := time.Now().Add(waitFor)
+	for s.rows("outbox") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("outbox not drained after NATS came up")
+		}
+		time.Sleep(50 * time.Millisecond) // polling a condition with a deadline
+	}
+	if n := len(s.events(acct)); n != 2 {
+		t.Errorf("got %d events on the stream, want 2", n)
 	}
 }

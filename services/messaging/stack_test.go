@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -69,33 +70,76 @@ type stack struct {
 	admin    string
 	logs     *syncBuffer
 	stop     func() error
+	// startNATS brings the NATS server up when the stack started with it down.
+	startNATS func()
 }
 
 func startStack(t *testing.T) *stack {
 	t.Helper()
-	return startStackWith(t, nil)
+	return startStackWith(t, stackOptions{})
 }
 
-// startStackWith starts messaging against the contacts service that startContacts returns the
-// address of (nil: the in-memory fake).
-func startStackWith(t *testing.T, startContacts func(t *testing.T, natsURL, dbURL string) string) *stack {
+// stackOptions vary the stack.
+type stackOptions struct {
+	// contacts starts the contacts service and returns its address (nil: the in-memory fake).
+	contacts func(t *testing.T, natsURL, dbURL string) string
+	// natsDown starts messaging while its NATS server is down; stack.startNATS brings it up.
+	natsDown bool
+}
+
+// startStackWith starts messaging as opts say.
+func startStackWith(t *testing.T, opts stackOptions) *stack {
 	t.Helper()
-	ns, err := natsserver.Start(natsserver.Options{Port: -1, StoreDir: t.TempDir()})
+	storeDir := t.TempDir()
+	ns, err := natsserver.Start(natsserver.Options{Port: -1, StoreDir: storeDir})
 	if err != nil {
 		t.Fatalf("start nats: %v", err)
 	}
-	t.Cleanup(ns.Shutdown)
+	natsURL := ns.ClientURL()
+	var nsMu sync.Mutex
+	t.Cleanup(func() {
+		nsMu.Lock()
+		defer nsMu.Unlock()
+		if ns != nil {
+			ns.Shutdown()
+		}
+	})
+	startNATS := func() {}
+	if opts.natsDown {
+		nsMu.Lock()
+		ns.Shutdown()
+		ns = nil
+		nsMu.Unlock()
+		u, err := url.Parse(natsURL)
+		if err != nil {
+			t.Fatalf("parse nats url: %v", err)
+		}
+		port, err := strconv.Atoi(u.Port())
+		if err != nil {
+			t.Fatalf("nats port: %v", err)
+		}
+		startNATS = func() {
+			t.Helper()
+			restarted, err := natsserver.Start(natsserver.Options{Port: port, StoreDir: storeDir})
+			if err != nil {
+				t.Fatalf("restart nats on port %d: %v", port, err)
+			}
+			nsMu.Lock()
+			ns = restarted
+			nsMu.Unlock()
+		}
+	}
 	dbURL := pgtest.NewDatabase(t)
 	var contacts *contactsfake.Server
 	var contactsAddr string
-	if startContacts == nil {
+	if opts.contacts == nil {
 		contacts, contactsAddr = contactsfake.Start(t, testToken)
 	} else {
-		contactsAddr = startContacts(t, ns.ClientURL(), dbURL)
+		contactsAddr = opts.contacts(t, natsURL, dbURL)
 	}
 
 	env := map[string]string{
-		"NATS_URL": ns.ClientURL(), "DATABASE_URL": dbURL, "GRPC_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0",
+		"NATS_URL": natsURL, "DATABASE_URL": dbURL, "GRPC_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0",
 		"HTTP_ADDR": "127.0.0.1:0", "PUBLIC_BASE_URL": publicBaseURL, "CONTACTS_ADDR": contactsAddr,
 		"SERVICE_TOKEN": testToken, "LOG_LEVEL": "debug",
 		"SECRETS_KEYS": "k1:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32)),
@@ -156,7 +200,7 @@ func startStackWith(t *testing.T, startContacts func(t *testing.T, natsURL, dbUR
 		t.Fatalf("grpc client: %v", err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	nc, err := nats.Connect(ns.ClientURL())
+	nc, err := nats.Connect(natsURL, nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1), nats.ReconnectWait(200*time.Millisecond))
 	if err != nil {
 		t.Fatalf("connect nats: %v", err)
 	}
@@ -171,7 +215,7 @@ func startStackWith(t *testing.T, startContacts func(t *testing.T, natsURL, dbUR
 	}
 	t.Cleanup(db.Close)
 	return &stack{t: t, contacts: contacts, js: js, db: db, client: messagingv1.NewMessagingServiceClient(conn),
-		httpAddr: addrs.HTTP, grpc: addrs.GRPC, admin: addrs.Admin, logs: logs, stop: stop}
+		httpAddr: addrs.HTTP, grpc: addrs.GRPC, admin: addrs.Admin, logs: logs, stop: stop, startNATS: startNATS}
 }
 
 // registerNumber registers the account's number with token.
@@ -233,6 +277,9 @@ func (s *stack) events(account string) []received {
 	defer cancel()
 	c, err := s.js.OrderedConsumer(ctx, streams.Events, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{streams.EventSubject(account, "*")}})
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil // the service has not created the streams yet
+	}
 	if err != nil {
 		s.t.Fatalf("ordered consumer: %v", err)
 	}
