@@ -56,6 +56,11 @@ func TestContactLifecycle(t *testing.T) {
 			t.Errorf("groups = %v, want %v", got.GetContact().GetGroups(), want)
 		}
 	})
+	t.Run("a group named in another case keeps its first spelling", func(t *testing.T) {
+		if want := []string{"Customers"}; !cmp.Equal(john.GetGroups(), want) {
+			t.Errorf("john's groups = %v, want %v", john.GetGroups(), want)
+		}
+	})
 	t.Run("another account sees nothing", func(t *testing.T) {
 		_, err := svc.client.GetContact(ctx, &contactsv1.GetContactRequest{AccountId: "acct_2", Id: jane.GetId()})
 		wantCode(t, err, codes.NotFound, "not found")

@@ -7,6 +7,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -161,8 +162,8 @@ func (s *Store) ListGroups(ctx context.Context, accountID string) ([]domain.Grou
 // Tx implements app.Tx on a pgx transaction.
 type Tx struct {
 	tx pgx.Tx
-	// groupIDs caches group ids by account and lower-case name for this transaction.
-	groupIDs map[string]string
+	// groups caches groups by account and lower-case name for this transaction.
+	groups map[string]domain.Group
 	// groupsLocked records the accounts whose group-creation lock this transaction holds.
 	groupsLocked map[string]bool
 }
@@ -170,20 +171,26 @@ type Tx struct {
 var _ app.Tx = (*Tx)(nil)
 
 // Insert implements app.Tx.
-func (t *Tx) Insert(ctx context.Context, c domain.Contact) error {
+func (t *Tx) Insert(ctx context.Context, c domain.Contact) (domain.Contact, error) {
 	tag, err := t.tx.Exec(ctx, `INSERT INTO contacts (account_id, id, first_name, last_name, phone, email, opted_out, create_time, update_time)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (account_id, phone) DO NOTHING`,
 		c.AccountID, c.ID, c.FirstName, c.LastName, c.Phone, c.Email, c.OptedOut, c.CreateTime, c.UpdateTime)
 	if err != nil {
-		return fmt.Errorf("insert contact: %w", err)
+		return domain.Contact{}, fmt.Errorf("insert contact: %w", err)
 	}
 	if tag.RowsAffected() == 0 {
-		return domain.ErrDuplicatePhone
+		return domain.Contact{}, domain.ErrDuplicatePhone
 	}
-	if _, err := t.AddGroups(ctx, c.AccountID, c.ID, c.Groups); err != nil {
-		return err
+	gs, err := t.ensureGroups(ctx, c.AccountID, c.Groups)
+	if err != nil {
+		return domain.Contact{}, err
 	}
-	return nil
+	if _, err := t.tx.Exec(ctx, `INSERT INTO memberships (account_id, contact_id, group_id)
+		SELECT $1, $2, unnest($3::text[])`, c.AccountID, c.ID, groupIDs(gs)); err != nil {
+		return domain.Contact{}, fmt.Errorf("add memberships: %w", err)
+	}
+	c.Groups = groupNames(gs)
+	return c, nil
 }
 
 // GetForUpdate implements app.Tx.
@@ -192,76 +199,78 @@ func (t *Tx) GetForUpdate(ctx context.Context, accountID, id string) (domain.Con
 }
 
 // Update implements app.Tx.
-func (t *Tx) Update(ctx context.Context, c domain.Contact) error {
+func (t *Tx) Update(ctx context.Context, c domain.Contact) (domain.Contact, error) {
 	tag, err := t.tx.Exec(ctx, `UPDATE contacts SET first_name = $3, last_name = $4, phone = $5, email = $6,
 		opted_out = $7, update_time = $8 WHERE account_id = $1 AND id = $2`,
 		c.AccountID, c.ID, c.FirstName, c.LastName, c.Phone, c.Email, c.OptedOut, c.UpdateTime)
 	if postgres.IsUniqueViolation(err) {
-		return domain.ErrDuplicatePhone
+		return domain.Contact{}, domain.ErrDuplicatePhone
 	}
 	if err != nil {
-		return fmt.Errorf("update contact: %w", err)
+		return domain.Contact{}, fmt.Errorf("update contact: %w", err)
 	}
 	if tag.RowsAffected() == 0 {
-		return domain.ErrNotFound
+		return domain.Contact{}, domain.ErrNotFound
 	}
-	ids, err := t.ensureGroups(ctx, c.AccountID, c.Groups)
+	gs, err := t.ensureGroups(ctx, c.AccountID, c.Groups)
 	if err != nil {
-		return err
+		return domain.Contact{}, err
 	}
+	ids := groupIDs(gs)
 	if _, err := t.tx.Exec(ctx, `DELETE FROM memberships WHERE account_id = $1 AND contact_id = $2 AND NOT group_id = ANY($3)`,
 		c.AccountID, c.ID, ids); err != nil {
-		return fmt.Errorf("remove memberships: %w", err)
+		return domain.Contact{}, fmt.Errorf("remove memberships: %w", err)
 	}
 	if _, err := t.tx.Exec(ctx, `INSERT INTO memberships (account_id, contact_id, group_id)
 		SELECT $1, $2, unnest($3::text[]) ON CONFLICT DO NOTHING`, c.AccountID, c.ID, ids); err != nil {
-		return fmt.Errorf("add memberships: %w", err)
+		return domain.Contact{}, fmt.Errorf("add memberships: %w", err)
 	}
-	return nil
+	c.Groups = groupNames(gs)
+	return c, nil
 }
 
-// ensureGroups returns the ids of the named groups, creating the missing ones; ids are cached for
-// the rest of the transaction (an import names the same groups on many rows).
+// ensureGroups returns the named groups with their stored spelling, creating the missing ones;
+// they are cached for the rest of the transaction (an import names the same groups on many rows).
 //
 // Existing groups are only read, never locked. Creating a group first takes a per-account
 // transaction-scoped advisory lock, so at most one transaction per account holds uncommitted new
 // groups: two transactions creating the same new groups in opposite orders would otherwise wait
 // for each other's uncommitted rows and deadlock.
-func (t *Tx) ensureGroups(ctx context.Context, accountID string, names []string) ([]string, error) {
-	ids := make([]string, 0, len(names))
+func (t *Tx) ensureGroups(ctx context.Context, accountID string, names []string) ([]domain.Group, error) {
+	gs := make([]domain.Group, 0, len(names))
 	for _, name := range names {
 		key := accountID + "\x00" + strings.ToLower(name)
-		if id, ok := t.groupIDs[key]; ok {
-			ids = append(ids, id)
+		if g, ok := t.groups[key]; ok {
+			gs = append(gs, g)
 			continue
 		}
-		id, err := t.groupID(ctx, accountID, name)
+		g, err := t.group(ctx, accountID, name)
 		if errors.Is(err, pgx.ErrNoRows) {
-			id, err = t.createGroup(ctx, accountID, name)
+			g, err = t.createGroup(ctx, accountID, name)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("ensure group: %w", err)
 		}
-		if t.groupIDs == nil {
-			t.groupIDs = make(map[string]string)
+		if t.groups == nil {
+			t.groups = make(map[string]domain.Group)
 		}
-		t.groupIDs[key] = id
-		ids = append(ids, id)
+		t.groups[key] = g
+		gs = append(gs, g)
 	}
-	return ids, nil
+	return gs, nil
 }
 
-func (t *Tx) groupID(ctx context.Context, accountID, name string) (string, error) {
-	var id string
-	err := t.tx.QueryRow(ctx, `SELECT id FROM groups WHERE account_id = $1 AND lower(name) = lower($2)`,
-		accountID, name).Scan(&id)
-	return id, err
+func (t *Tx) group(ctx context.Context, accountID, name string) (domain.Group, error) {
+	var g domain.Group
+	err := t.tx.QueryRow(ctx, `SELECT id, name FROM groups WHERE account_id = $1 AND lower(name) = lower($2)`,
+		accountID, name).Scan(&g.ID, &g.Name)
+	return g, err
 }
 
-func (t *Tx) createGroup(ctx context.Context, accountID, name string) (string, error) {
+func (t *Tx) createGroup(ctx context.Context, accountID, name string) (domain.Group, error) {
 	if !t.groupsLocked[accountID] {
 		if _, err := t.tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('contacts.groups:' || $1))`, accountID); err != nil {
-			return "", fmt.Errorf("lock groups: %w", err)
+			return domain.Group{}, fmt.Errorf("lock groups: %w", err)
 		}
 		if t.groupsLocked == nil {
 			t.groupsLocked = make(map[string]bool)
@@ -270,41 +279,62 @@ func (t *Tx) createGroup(ctx context.Context, accountID, name string) (string, e
 	}
 	gid, err := newGroupID()
 	if err != nil {
-		return "", err
+		return domain.Group{}, err
 	}
-	var id string
-	err = t.tx.QueryRow(ctx, `INSERT INTO groups (account_id, id, name) VALUES ($1, $2, $3)
-		ON CONFLICT (account_id, lower(name)) DO NOTHING RETURNING id`, accountID, gid, name).Scan(&id)
-	if errors.Is(err, pgx.ErrNoRows) {
+	tag, err := t.tx.Exec(ctx, `INSERT INTO groups (account_id, id, name) VALUES ($1, $2, $3)
+		ON CONFLICT (account_id, lower(name)) DO NOTHING`, accountID, gid, name)
+	if err != nil {
+		return domain.Group{}, err
+	}
+	if tag.RowsAffected() == 0 {
 		// Committed by another transaction since we looked (CreateGroup takes no lock); this new
 		// statement sees it.
-		return t.groupID(ctx, accountID, name)
+		return t.group(ctx, accountID, name)
 	}
-	return id, err
+	return domain.Group{ID: gid, Name: name}, nil
+}
+
+func groupIDs(gs []domain.Group) []string {
+	ids := make([]string, len(gs))
+	for i, g := range gs {
+		ids[i] = g.ID
+	}
+	return ids
+}
+
+func groupNames(gs []domain.Group) []string {
+	names := make([]string, len(gs))
+	for i, g := range gs {
+		names[i] = g.Name
+	}
+	return domain.SortGroups(names)
 }
 
 // AddGroups implements app.Tx.
 func (t *Tx) AddGroups(ctx context.Context, accountID, contactID string, names []string) ([]string, error) {
-	if len(names) == 0 {
-		return nil, nil
-	}
-	ids, err := t.ensureGroups(ctx, accountID, names)
+	gs, err := t.ensureGroups(ctx, accountID, names)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := t.tx.Query(ctx, `WITH added AS (
-			INSERT INTO memberships (account_id, contact_id, group_id) SELECT $1, $2, unnest($3::text[])
-			ON CONFLICT DO NOTHING RETURNING group_id)
-		SELECT g.name FROM added a JOIN groups g ON g.account_id = $1 AND g.id = a.group_id
-		ORDER BY lower(g.name), g.name`, accountID, contactID, ids)
+	rows, err := t.tx.Query(ctx, `INSERT INTO memberships (account_id, contact_id, group_id)
+		SELECT $1, $2, unnest($3::text[]) ON CONFLICT DO NOTHING RETURNING group_id`, accountID, contactID, groupIDs(gs))
 	if err != nil {
 		return nil, fmt.Errorf("add memberships: %w", err)
 	}
-	added, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
 		return nil, fmt.Errorf("add memberships: %w", err)
 	}
-	return added, nil
+	var added []domain.Group
+	for _, g := range gs {
+		if slices.Contains(ids, g.ID) {
+			added = append(added, g)
+		}
+	}
+	if len(added) == 0 {
+		return nil, nil
+	}
+	return groupNames(added), nil
 }
 
 // Delete implements app.Tx.

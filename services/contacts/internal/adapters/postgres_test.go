@@ -60,7 +60,7 @@ func TestConcurrentGroupsInOppositeOrder(t *testing.T) {
 			errs <- s.InTx(ctx, func(tx app.Tx) error {
 				for i, g := range order {
 					// One group per contact, so each transaction visits the groups in its order.
-					if err := tx.Insert(ctx, contact(fmt.Sprintf("ct_%d_%d", w, i), fmt.Sprintf("+1555123%02d%02d", w, i), g)); err != nil {
+					if _, err := tx.Insert(ctx, contact(fmt.Sprintf("ct_%d_%d", w, i), fmt.Sprintf("+1555123%02d%02d", w, i), g)); err != nil {
 						return err
 					}
 				}
@@ -100,15 +100,29 @@ func TestStoreMemberships(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	c := contact("ct_1", "+15551234567", "Customers", "vip")
-	if err := s.InTx(ctx, func(tx app.Tx) error { return tx.Insert(ctx, c) }); err != nil {
+	if err := s.InTx(ctx, func(tx app.Tx) error { _, err := tx.Insert(ctx, c); return err }); err != nil {
 		t.Fatalf("insert: %v", err)
 	}
+	t.Run("groups come back as stored", func(t *testing.T) {
+		var got domain.Contact
+		err := s.InTx(ctx, func(tx app.Tx) error {
+			var err error
+			got, err = tx.Insert(ctx, contact("ct_9", "+15559999999", "CUSTOMERS", "New"))
+			return err
+		})
+		if err != nil {
+			t.Fatalf("insert: %v", err)
+		}
+		if diff := cmp.Diff([]string{"Customers", "New"}, got.Groups); diff != "" {
+			t.Errorf("groups mismatch (-want +got):\n%s", diff)
+		}
+	})
 	tests := []struct {
 		name   string
 		groups []string
 		want   []string
 	}{
-		{"replace with an overlap, other spelling keeps the stored one", []string{"CUSTOMERS", "new"}, []string{"Customers", "new"}},
+		{"replace with an overlap, other spellings keep the stored ones", []string{"CUSTOMERS", "new"}, []string{"Customers", "New"}},
 		{"remove all", []string{}, []string{}},
 		{"add back", []string{"vip"}, []string{"vip"}},
 	}
@@ -120,7 +134,11 @@ func TestStoreMemberships(t *testing.T) {
 					return err
 				}
 				cur.Groups = tt.groups
-				return tx.Update(ctx, cur)
+				updated, err := tx.Update(ctx, cur)
+				if err == nil && !cmp.Equal(updated.Groups, tt.want) {
+					return fmt.Errorf("Update returned groups %v, want %v", updated.Groups, tt.want)
+				}
+				return err
 			})
 			if err != nil {
 				t.Fatalf("update: %v", err)
@@ -136,10 +154,11 @@ func TestStoreMemberships(t *testing.T) {
 	}
 	t.Run("duplicate phone leaves the transaction usable", func(t *testing.T) {
 		err := s.InTx(ctx, func(tx app.Tx) error {
-			if err := tx.Insert(ctx, contact("ct_2", "+15551234567")); err != domain.ErrDuplicatePhone {
+			if _, err := tx.Insert(ctx, contact("ct_2", "+15551234567")); err != domain.ErrDuplicatePhone {
 				return fmt.Errorf("insert duplicate: got %v, want ErrDuplicatePhone", err)
 			}
-			return tx.Insert(ctx, contact("ct_3", "+15551234568"))
+			_, err := tx.Insert(ctx, contact("ct_3", "+15551234568"))
+			return err
 		})
 		if err != nil {
 			t.Fatalf("InTx: %v", err)

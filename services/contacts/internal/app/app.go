@@ -31,13 +31,14 @@ type Store interface {
 
 // Tx is the work done inside one transaction.
 type Tx interface {
-	// Insert adds c and its group memberships (creating missing groups); domain.ErrDuplicatePhone
-	// when the account already has the phone.
-	Insert(ctx context.Context, c domain.Contact) error
+	// Insert adds c and its group memberships (creating missing groups) and returns c with its
+	// groups spelled as stored; domain.ErrDuplicatePhone when the account already has the phone.
+	Insert(ctx context.Context, c domain.Contact) (domain.Contact, error)
 	// GetForUpdate reads and locks a contact; domain.ErrNotFound when absent.
 	GetForUpdate(ctx context.Context, accountID, id string) (domain.Contact, error)
-	// Update writes c's fields and replaces its memberships with c.Groups.
-	Update(ctx context.Context, c domain.Contact) error
+	// Update writes c's fields, replaces its memberships with c.Groups (creating missing groups)
+	// and returns c with its groups spelled as stored.
+	Update(ctx context.Context, c domain.Contact) (domain.Contact, error)
 	// AddGroups adds memberships (creating missing groups) and returns the names of the groups
 	// the contact was not yet in, spelled as stored.
 	AddGroups(ctx context.Context, accountID, contactID string, names []string) ([]string, error)

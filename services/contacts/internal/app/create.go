@@ -50,7 +50,8 @@ func (s *Service) CreateContact(ctx context.Context, cmd CreateContact) (domain.
 		return domain.Contact{}, err
 	}
 	err = s.store.InTx(ctx, func(tx Tx) error {
-		return s.insert(ctx, tx, c, source, keyword)
+		c, err = s.insert(ctx, tx, c, source, keyword)
+		return err
 	})
 	if err != nil {
 		return domain.Contact{}, fmt.Errorf("create contact: %w", err)
@@ -72,15 +73,20 @@ func (s *Service) newContact(accountID string, f domain.Fields, optedOut bool) (
 	}, nil
 }
 
-// insert stores c and its new_contact event in tx.
-func (s *Service) insert(ctx context.Context, tx Tx, c domain.Contact, source domain.Source, keyword string) error {
-	if err := tx.Insert(ctx, c); err != nil {
-		return err
+// insert stores c and its new_contact event in tx and returns c as stored.
+func (s *Service) insert(ctx context.Context, tx Tx, c domain.Contact, source domain.Source, keyword string) (domain.Contact, error) {
+	c, err := tx.Insert(ctx, c)
+	if err != nil {
+		return domain.Contact{}, err
 	}
-	return s.emit(ctx, tx, c.AccountID, &eventsv1.NewContact{
+	err = s.emit(ctx, tx, c.AccountID, &eventsv1.NewContact{
 		ContactId: c.ID, FirstName: c.FirstName, LastName: c.LastName, Phone: c.Phone, Email: c.Email,
 		Groups: nonNil(c.Groups), Source: string(source), Keyword: keyword,
 	}, c.CreateTime)
+	if err != nil {
+		return domain.Contact{}, err
+	}
+	return c, nil
 }
 
 func nonNil(s []string) []string {

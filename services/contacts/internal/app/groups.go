@@ -100,7 +100,8 @@ func (s *Service) SetOptOut(ctx context.Context, accountID, contactID string, op
 		c.OptedOut = optedOut
 		c.UpdateTime = s.now().UTC().Truncate(time.Microsecond)
 		changed = true
-		return tx.Update(ctx, c)
+		c, err = tx.Update(ctx, c)
+		return err
 	})
 	if err != nil {
 		return domain.Contact{}, false, fmt.Errorf("set opt-out: %w", err)

@@ -39,7 +39,7 @@ func (s *Service) ImportContacts(ctx context.Context, accountID string, csv []by
 			if err != nil {
 				return err
 			}
-			err = s.insert(ctx, tx, c, domain.SourceImport, "")
+			_, err = s.insert(ctx, tx, c, domain.SourceImport, "")
 			if errors.Is(err, domain.ErrDuplicatePhone) {
 				dups = append(dups, domain.RowError{Line: row.Line, Reason: "duplicate phone"})
 				continue

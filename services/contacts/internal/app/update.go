@@ -53,7 +53,7 @@ func (s *Service) UpdateContact(ctx context.Context, cmd UpdateContact) (domain.
 			return nil
 		}
 		next.UpdateTime = s.now().UTC().Truncate(time.Microsecond)
-		if err := tx.Update(ctx, next); err != nil {
+		if next, err = tx.Update(ctx, next); err != nil {
 			return err
 		}
 		return s.emit(ctx, tx, accountID, &eventsv1.ContactUpdated{
