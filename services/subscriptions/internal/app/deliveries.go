@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/customertext/webhooks/libs/delivery"
 	"github.com/customertext/webhooks/libs/event"
@@ -186,11 +187,15 @@ func (s *Service) SendTestEvent(ctx context.Context, p domain.Principal, id, eve
 // Sanitize makes a response excerpt storable as PostgreSQL text: valid UTF-8, no NUL bytes, at
 // most delivery.MaxResponseExcerpt bytes.
 func Sanitize(s string) string {
-	if len(s) > delivery.MaxResponseExcerpt {
-		s = s[:delivery.MaxResponseExcerpt]
+	s = strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "")
+	if len(s) <= delivery.MaxResponseExcerpt {
+		return s
 	}
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	return strings.ReplaceAll(s, "\x00", "")
+	cut := delivery.MaxResponseExcerpt
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
 }
 
 // RecordAttempts stores a batch of attempt records from dispatchers (records older than the

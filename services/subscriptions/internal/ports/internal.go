@@ -80,7 +80,7 @@ func RoleFromProto(r webhooksv1.Role) domain.Role {
 }
 
 // CreateApiKey implements AccountService.
-func (s *AccountServer) CreateApiKey(ctx context.Context, req *webhooksv1.CreateApiKeyRequest) (*webhooksv1.CreateApiKeyResponse, error) { //nolint:revive // generated name
+func (s *AccountServer) CreateApiKey(ctx context.Context, req *webhooksv1.CreateApiKeyRequest) (*webhooksv1.CreateApiKeyResponse, error) {
 	userID, key, err := s.app.CreateAPIKey(ctx, req.GetAccountId(), req.GetUserEmail(), RoleFromProto(req.GetRole()))
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)
