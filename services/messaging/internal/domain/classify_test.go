@@ -215,3 +215,27 @@ func FuzzNewKeyword(f *testing.F) {
 		}
 	})
 }
+
+// FuzzNormalizePhone checks the phone parser on arbitrary carrier input: it never panics, what
+// it accepts is E.164, and normalising an accepted number again gives the same number.
+func FuzzNormalizePhone(f *testing.F) {
+	for _, s := range []string{"+15551234567", "(555) 123-4567", "+44 20 7946 0958", "", "+", "++1", "1-800-FLOWERS", "+1555\x00", "٠١٢٣"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		got, err := domain.NormalizePhone("From", raw, "US")
+		if err != nil {
+			if !errors.Is(err, domain.ErrInvalid) {
+				t.Fatalf("NormalizePhone(%q): error %v does not wrap ErrInvalid", raw, err)
+			}
+			return
+		}
+		if len(got) < 3 || got[0] != '+' || strings.Trim(got[1:], "0123456789") != "" {
+			t.Fatalf("NormalizePhone(%q) = %q, want E.164", raw, got)
+		}
+		again, err := domain.NormalizePhone("From", got, "US")
+		if err != nil || again != got {
+			t.Fatalf("NormalizePhone(%q) = %q, then %q (%v); want a fixed point", raw, got, again, err)
+		}
+	})
+}

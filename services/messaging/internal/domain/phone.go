@@ -30,7 +30,14 @@ func NormalizePhone(field, raw, region string) (string, error) {
 	if !phonenumbers.IsPossibleNumber(n) {
 		return "", fmt.Errorf("%s: not a possible phone number: %w", field, ErrInvalid)
 	}
-	return phonenumbers.Format(n, phonenumbers.E164), nil
+	e164 := phonenumbers.Format(n, phonenumbers.E164)
+	// Some malformed inputs (a national trunk prefix after the country code) format to a
+	// number that parses differently again; refuse them rather than store two forms.
+	again, err := phonenumbers.Parse(e164, region)
+	if err != nil || phonenumbers.Format(again, phonenumbers.E164) != e164 {
+		return "", fmt.Errorf("%s: not a well-formed phone number: %w", field, ErrInvalid)
+	}
+	return e164, nil
 }
 
 // ValidateBody checks an inbound body.
