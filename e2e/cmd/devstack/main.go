@@ -1,0 +1,22 @@
+// Command devstack is `make dev`: it runs the whole platform locally (an embedded NATS JetStream
+// server, the machine's PostgreSQL, every service as its own process), walks one real event from
+// a new contact to a webhook received by a local endpoint, prints that request, and keeps running
+// until Ctrl-C.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "devstack:", err)
+		os.Exit(1)
+	}
+}

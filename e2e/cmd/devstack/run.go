@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/customertext/webhooks/e2e/devstack"
+	"github.com/customertext/webhooks/libs/postgres"
+	"github.com/customertext/webhooks/libs/signing"
+)
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("devstack", flag.ContinueOnError)
+	binDir := fs.String("bin", ".bin", "folder with the service binaries (make build)")
+	dataDir := fs.String("data", "", "folder for NATS storage and service logs (default: a fresh temporary folder)")
+	dbName := fs.String("database", "customertext_dev", "PostgreSQL database to create and use")
+	receiverAddr := fs.String("receiver-addr", "127.0.0.1:7400", "listen address of the demo webhook receiver")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	baseURL := getenv("DATABASE_URL")
+	if baseURL == "" {
+		baseURL = postgres.DefaultURL
+	}
+	bin, err := filepath.Abs(*binDir)
+	if err != nil {
+		return fmt.Errorf("resolve bin dir: %w", err)
+	}
+	if *dataDir == "" {
+		d, err := os.MkdirTemp("", "customertext-dev-")
+		if err != nil {
+			return fmt.Errorf("create data dir: %w", err)
+		}
+		*dataDir = d
+	}
+	dbURL, err := devstack.EnsureDatabase(ctx, baseURL, *dbName)
+	if err != nil {
+		return err
+	}
+
+	rcv, err := devstack.StartReceiver(*receiverAddr)
+	if err != nil {
+		return err
+	}
+	defer rcv.Close()
+
+	fmt.Fprintf(stdout, "Starting the platform (embedded NATS on 127.0.0.1:%d, PostgreSQL database %s, logs in %s)...\n",
+		devstack.DevPorts().NATS, *dbName, filepath.Join(*dataDir, "logs"))
+	stack, err := devstack.Start(ctx, devstack.Config{BinDir: bin, DataDir: *dataDir, DatabaseURL: dbURL, Ports: devstack.DevPorts()})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		fmt.Fprintln(stdout, "\nStopping...")
+		if errs := stack.Stop(); len(errs) > 0 {
+			fmt.Fprintln(stdout, errors.Join(errs...))
+		}
+		fmt.Fprintln(stdout, "Stopped.")
+	}()
+
+	fmt.Fprintln(stdout, "All services ready. Creating a demo account, a new_contact webhook and a contact...")
+	dctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	demo, err := devstack.RunDemo(dctx, stack, rcv)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	printRequest(stdout, demo)
+	printGuide(stdout, stack, demo, rcv.URL, *dataDir)
+	followReceiver(ctx, stdout, rcv, len(rcv.Requests()))
+	return nil
+}
+
+// followReceiver prints a line for every further request the demo receiver gets, until ctx ends.
+func followReceiver(ctx context.Context, w io.Writer, rcv *devstack.Receiver, seen int) {
+	for {
+		_, err := rcv.WaitFor(ctx, func(devstack.Request) bool { return len(rcv.Requests()) > seen })
+		if err != nil {
+			return
+		}
+		reqs := rcv.Requests()
+		for _, r := range reqs[seen:] {
+			var env struct {
+				Event   string `json:"event"`
+				EventID string `json:"event_id"`
+			}
+			_ = json.Unmarshal(r.Body, &env)
+			fmt.Fprintf(w, "%s receiver got %s %s (%d bytes)\n", r.At.Format(time.TimeOnly), env.Event, env.EventID, len(r.Body))
+		}
+		seen = len(reqs)
+	}
+}
+
+func printRequest(w io.Writer, d devstack.Demo) {
+	fmt.Fprintln(w, "\n=== The receiver got this webhook request ===")
+	fmt.Fprintln(w, "POST /webhook")
+	keys := make([]string, 0, len(d.Request.Header))
+	for k := range d.Request.Header {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(w, "%s: %s\n", k, strings.Join(d.Request.Header[k], ", "))
+	}
+	fmt.Fprintf(w, "\n%s\n", d.Request.Body)
+	verdict := "VALID"
+	secret, err := signing.ParseSecret(d.SigningSecret)
+	if err == nil {
+		err = signing.Verify(secret, d.Request.Header, d.Request.Body, time.Now(), 5*time.Minute)
+	}
+	if err != nil {
+		verdict = "INVALID: " + err.Error()
+	}
+	fmt.Fprintf(w, "\nStandard Webhooks signature checked with the webhook's secret: %s\n", verdict)
+}
+
+func printGuide(w io.Writer, s *devstack.Stack, d devstack.Demo, receiverURL, dataDir string) {
+	p := s.Ports()
+	fmt.Fprintf(w, `
+=== The platform keeps running; Ctrl-C stops everything ===
+Account ID:         %s
+Admin API key:      %s
+Webhook ID:         %s  (secret %s...)
+Demo receiver:      %s (each request it gets is printed below)
+Service credential: %s
+
+gRPC (server reflection on; grpcurl works):
+  subscriptions  %s   e.g. grpcurl -plaintext -H 'authorization: Bearer %s' %s customertext.webhooks.v1.WebhookService/ListWebhooks
+  contacts       %s   e.g. grpcurl -plaintext -H 'authorization: Bearer %s' -d '{"account_id":"%s","contact":{"first_name":"Ann","phone":"+15551230000"}}' %s customertext.contacts.v1.ContactService/CreateContact
+  messaging      %s   inbound SMS: POST http://%s/sms/inbound
+  campaigns      %s
+Metrics (/metrics, /healthz, /readyz):
+  subscriptions http://%s  contacts http://%s  messaging http://%s
+  campaigns http://%s  dispatcher http://%s
+NATS: %s   Logs: %s
+`,
+		d.AccountID, d.AdminKey, d.WebhookID, d.SigningSecret[:10], receiverURL, s.ServiceToken,
+		devstack.Addr(p.SubscriptionsGRPC), d.AdminKey, devstack.Addr(p.SubscriptionsGRPC),
+		devstack.Addr(p.ContactsGRPC), s.ServiceToken, d.AccountID, devstack.Addr(p.ContactsGRPC),
+		devstack.Addr(p.MessagingGRPC), devstack.Addr(p.MessagingHTTP),
+		devstack.Addr(p.CampaignsGRPC),
+		devstack.Addr(p.SubscriptionsAdmin), devstack.Addr(p.ContactsAdmin), devstack.Addr(p.MessagingAdmin),
+		devstack.Addr(p.CampaignsAdmin), devstack.Addr(p.DispatcherAdmin),
+		s.NATSURL(), filepath.Join(dataDir, "logs"))
+}
