@@ -26,6 +26,9 @@ type SenderConfig struct {
 	ScanInterval time.Duration
 	// BatchSize is how many pending recipients are read at a time (default 500).
 	BatchSize int
+	// MaxCampaigns bounds the campaigns sent at once by this process (default 4); each holds a
+	// database connection for its lock, so this must stay well below the pool size.
+	MaxCampaigns int
 }
 
 // Sender sends campaigns in state SENDING. It owns every goroutine it starts; Run returns only
@@ -43,6 +46,8 @@ type Sender struct {
 
 	mu       sync.Mutex
 	inflight map[string]bool
+	// waiting: a campaign was left for lack of a free slot; a release wakes Run.
+	waiting bool
 }
 
 // NewSender builds a sender.
@@ -55,6 +60,9 @@ func NewSender(store Store, contacts Contacts, provider sms.Provider, metrics Me
 	}
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 500
+	}
+	if cfg.MaxCampaigns <= 0 {
+		cfg.MaxCampaigns = 4
 	}
 	return &Sender{store: store, contacts: contacts, provider: provider, metrics: metrics,
 		logger: logger.With("component", "campaign_sender"), cfg: cfg, now: time.Now,
@@ -107,14 +115,26 @@ func (s *Sender) claim(id string) bool {
 	if s.inflight[id] {
 		return false
 	}
+	if len(s.inflight) >= s.cfg.MaxCampaigns {
+		s.waiting = true
+		return false
+	}
 	s.inflight[id] = true
 	return true
 }
 
 func (s *Sender) release(id string) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	delete(s.inflight, id)
+	wake := s.waiting
+	s.waiting = false
+	s.mu.Unlock()
+	if wake {
+		// A slot is free for a campaign left waiting. Only then: waking after every release
+		// would spin on a campaign that keeps failing (contacts down) instead of waiting for
+		// the next scan.
+		s.Wake()
+	}
 }
 
 // SendOne sends one SENDING campaign to its whole audience and emits campaign_sent. It is safe

@@ -334,3 +334,45 @@ func TestOptOutAfterResolutionIsHonoured(t *testing.T) {
 		t.Errorf("got messages %+v (%v), want one to +15551230001", sent, err)
 	}
 }
+
+// TestRunSendsEveryCampaignWithBoundedSlots: with one slot and no periodic scan, Run still
+// sends every SENDING campaign (a freed slot wakes it) and returns once its context ends.
+func TestRunSendsEveryCampaignWithBoundedSlots(t *testing.T) {
+	t.Parallel()
+	store, pool := newStore(t)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	sender := app.NewSender(store, audience(3), sms.NewSandbox(pool), nopMetrics{}, logger,
+		app.SenderConfig{MaxCampaigns: 1, ScanInterval: time.Hour})
+	var ids []string
+	for range 3 {
+		ids = append(ids, startCampaign(t, store, sender).ID)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sender.Run(ctx) }()
+	deadline := time.Now().Add(60 * time.Second)
+	for _, id := range ids {
+		for {
+			c, err := store.Get(context.Background(), acct, id)
+			if err != nil {
+				t.Fatalf("get: %v", err)
+			}
+			if c.State == domain.StateSent {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("campaign %s: got state %s, want SENT", id, c.State)
+			}
+			time.Sleep(20 * time.Millisecond) // polling a condition with a deadline
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run: got %v, want nil", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+}
