@@ -29,7 +29,7 @@ func TestImportContacts(t *testing.T) {
 		"+15551234567,Jane,Smith,jane@example.com,customers; Events,x\n" + // 2
 		"abc,Bad,Phone,,,\n" + // 3
 		"+15551234568,Bad,Email,not-an-email,,\n" + // 4
-		"(555) 999-0000,Already,There,,,\n" + // 5
+		"(555) 999-0000,Already,There,,ghost,\n" + // 5: its group must not be created
 		"555.123.4567,Jane,Again,,,\n" + // 6
 		"+15551234569,\"Ann\n" + // 7: a quoted newline inside a name
 		"Marie\",X,,,\n" + // 8
@@ -79,6 +79,19 @@ func TestImportContacts(t *testing.T) {
 		}
 	}
 
+	t.Run("rejected rows create no groups", func(t *testing.T) {
+		resp, err := svc.client.ListGroups(ctx, &contactsv1.ListGroupsRequest{AccountId: account})
+		if err != nil {
+			t.Fatalf("ListGroups: %v", err)
+		}
+		var names []string
+		for _, g := range resp.GetGroups() {
+			names = append(names, g.GetName())
+		}
+		if want := []string{"customers", "Events"}; !cmp.Equal(names, want) {
+			t.Errorf("groups = %v, want %v", names, want)
+		}
+	})
 	t.Run("a file that is not usable imports nothing", func(t *testing.T) {
 		for _, bad := range []string{"", "first_name\nJane\n", "phone,phone\n+15551112222,+15551112223\n"} {
 			_, err := svc.client.ImportContacts(ctx, &contactsv1.ImportContactsRequest{AccountId: account, Csv: []byte(bad)})

@@ -170,27 +170,47 @@ type Tx struct {
 
 var _ app.Tx = (*Tx)(nil)
 
-// Insert implements app.Tx.
+// Insert implements app.Tx. Groups are resolved first so that the contact and its memberships
+// are written in one statement (one round trip per imported row).
 func (t *Tx) Insert(ctx context.Context, c domain.Contact) (domain.Contact, error) {
-	tag, err := t.tx.Exec(ctx, `INSERT INTO contacts (account_id, id, first_name, last_name, phone, email, opted_out, create_time, update_time)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (account_id, phone) DO NOTHING`,
-		c.AccountID, c.ID, c.FirstName, c.LastName, c.Phone, c.Email, c.OptedOut, c.CreateTime, c.UpdateTime)
-	if err != nil {
-		return domain.Contact{}, fmt.Errorf("insert contact: %w", err)
-	}
-	if tag.RowsAffected() == 0 {
-		return domain.Contact{}, domain.ErrDuplicatePhone
-	}
 	gs, err := t.ensureGroups(ctx, c.AccountID, c.Groups)
 	if err != nil {
 		return domain.Contact{}, err
 	}
-	if _, err := t.tx.Exec(ctx, `INSERT INTO memberships (account_id, contact_id, group_id)
-		SELECT $1, $2, unnest($3::text[])`, c.AccountID, c.ID, groupIDs(gs)); err != nil {
-		return domain.Contact{}, fmt.Errorf("add memberships: %w", err)
+	var inserted int
+	err = t.tx.QueryRow(ctx, `WITH c AS (
+			INSERT INTO contacts (account_id, id, first_name, last_name, phone, email, opted_out, create_time, update_time)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (account_id, phone) DO NOTHING RETURNING id),
+		m AS (
+			INSERT INTO memberships (account_id, contact_id, group_id) SELECT $1, c.id, g FROM c, unnest($10::text[]) g)
+		SELECT count(*) FROM c`,
+		c.AccountID, c.ID, c.FirstName, c.LastName, c.Phone, c.Email, c.OptedOut, c.CreateTime, c.UpdateTime,
+		groupIDs(gs)).Scan(&inserted)
+	if err != nil {
+		return domain.Contact{}, fmt.Errorf("insert contact: %w", err)
+	}
+	if inserted == 0 {
+		return domain.Contact{}, domain.ErrDuplicatePhone
 	}
 	c.Groups = groupNames(gs)
 	return c, nil
+}
+
+// ExistingPhones implements app.Tx.
+func (t *Tx) ExistingPhones(ctx context.Context, accountID string, phones []string) (map[string]bool, error) {
+	rows, err := t.tx.Query(ctx, `SELECT phone FROM contacts WHERE account_id = $1 AND phone = ANY($2)`, accountID, phones)
+	if err != nil {
+		return nil, fmt.Errorf("find existing phones: %w", err)
+	}
+	found, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("find existing phones: %w", err)
+	}
+	m := make(map[string]bool, len(found))
+	for _, p := range found {
+		m[p] = true
+	}
+	return m, nil
 }
 
 // GetForUpdate implements app.Tx.

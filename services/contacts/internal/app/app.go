@@ -34,6 +34,8 @@ type Tx interface {
 	// Insert adds c and its group memberships (creating missing groups) and returns c with its
 	// groups spelled as stored; domain.ErrDuplicatePhone when the account already has the phone.
 	Insert(ctx context.Context, c domain.Contact) (domain.Contact, error)
+	// ExistingPhones returns which of phones the account's contacts already have.
+	ExistingPhones(ctx context.Context, accountID string, phones []string) (map[string]bool, error)
 	// GetForUpdate reads and locks a contact; domain.ErrNotFound when absent.
 	GetForUpdate(ctx context.Context, accountID, id string) (domain.Contact, error)
 	// Update writes c's fields, replaces its memberships with c.Groups (creating missing groups)

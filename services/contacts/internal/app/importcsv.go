@@ -34,7 +34,21 @@ func (s *Service) ImportContacts(ctx context.Context, accountID string, csv []by
 	err = s.store.InTx(ctx, func(tx Tx) error {
 		res = ImportResult{}
 		dups := []domain.RowError(nil)
+		phones := make([]string, len(rows))
+		for i, row := range rows {
+			phones[i] = row.Fields.Phone
+		}
+		// Known duplicates are skipped before anything is written for them (such as their
+		// groups); Insert still detects one that a concurrent transaction just added.
+		existing, err := tx.ExistingPhones(ctx, accountID, phones)
+		if err != nil {
+			return err
+		}
 		for _, row := range rows {
+			if existing[row.Fields.Phone] {
+				dups = append(dups, domain.RowError{Line: row.Line, Reason: "duplicate phone"})
+				continue
+			}
 			c, err := s.newContact(accountID, row.Fields, false)
 			if err != nil {
 				return err
