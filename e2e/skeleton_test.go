@@ -106,8 +106,8 @@ func TestWalkingSkeleton(t *testing.T) {
 			t.Errorf("data.%s: got %v, want %v", k, data[k], want)
 		}
 	}
-	if phone, _ := data["phone"].(string); !strings.HasPrefix(phone, "+1555123") {
-		t.Errorf("data.phone: got %v, want E.164 +1555123…", data["phone"])
+	if phone, _ := data["phone"].(string); phone != "+15551234567" {
+		t.Errorf("data.phone: got %v, want +15551234567 (E.164 of (555) 123-4567)", data["phone"])
 	}
 
 	for k, want := range map[string]string{

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -64,6 +63,10 @@ func RunDemo(ctx context.Context, s *Stack, rcv *Receiver) (Demo, error) {
 	}
 	defer admin.Close()
 	d.BearerToken = "demo-receiver-token"
+	before, err := s.MinIndexed(ctx)
+	if err != nil {
+		return d, err
+	}
 	wh, err := webhooksv1.NewWebhookServiceClient(admin).CreateWebhook(ctx, &webhooksv1.CreateWebhookRequest{
 		Url: rcv.URL, EventTypes: []string{event.NewContact}, Enabled: true, Description: "demo receiver",
 		Auth: &webhooksv1.Auth{Kind: &webhooksv1.Auth_Bearer{Bearer: &webhooksv1.BearerToken{Token: d.BearerToken}}},
@@ -78,34 +81,32 @@ func RunDemo(ctx context.Context, s *Stack, rcv *Receiver) (Demo, error) {
 		return d, err
 	}
 	defer contacts.Close()
-	client := contactsv1.NewContactServiceClient(contacts)
-	// The dispatchers learn about the new webhook within a second; a contact created before that
-	// would not be delivered to it, so create contacts until one arrives.
-	deadline := time.Now().Add(30 * time.Second)
-	for i := 0; ; i++ {
-		c, err := client.CreateContact(ctx, &contactsv1.CreateContactRequest{AccountId: d.AccountID, Contact: &contactsv1.Contact{
-			FirstName: "Jane", LastName: "Smith", Phone: fmt.Sprintf("+1555123%04d", 4567+i), Email: "jane@example.com"}})
-		if err != nil {
-			return d, fmt.Errorf("create contact: %w", err)
-		}
-		wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		req, err := rcv.WaitFor(wctx, func(r Request) bool {
-			var env event.Envelope
-			if json.Unmarshal(r.Body, &env) != nil {
-				return false
-			}
-			var data struct {
-				ContactID string `json:"contact_id"`
-			}
-			return json.Unmarshal(env.Data, &data) == nil && data.ContactID == c.GetContact().GetId()
-		})
-		cancel()
-		if err == nil {
-			d.ContactID, d.Request = c.GetContact().GetId(), req
-			return d, nil
-		}
-		if time.Now().After(deadline) {
-			return d, fmt.Errorf("no webhook request for contact %s: %w", c.GetContact().GetId(), err)
-		}
+	// A config change reaches every dispatcher within a second; events published before that
+	// are matched against the old index, so wait for it.
+	if err := s.WaitIndexed(ctx, before+1); err != nil {
+		return d, err
 	}
+	c, err := contactsv1.NewContactServiceClient(contacts).CreateContact(ctx, &contactsv1.CreateContactRequest{
+		AccountId: d.AccountID,
+		Contact:   &contactsv1.Contact{FirstName: "Jane", LastName: "Smith", Phone: "(555) 123-4567", Email: "jane@example.com"},
+	})
+	if err != nil {
+		return d, fmt.Errorf("create contact: %w", err)
+	}
+	d.ContactID = c.GetContact().GetId()
+	req, err := rcv.WaitFor(ctx, func(r Request) bool {
+		var env event.Envelope
+		if json.Unmarshal(r.Body, &env) != nil {
+			return false
+		}
+		var data struct {
+			ContactID string `json:"contact_id"`
+		}
+		return json.Unmarshal(env.Data, &data) == nil && data.ContactID == d.ContactID
+	})
+	if err != nil {
+		return d, fmt.Errorf("no webhook request for contact %s: %w", d.ContactID, err)
+	}
+	d.Request = req
+	return d, nil
 }

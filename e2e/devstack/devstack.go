@@ -80,9 +80,11 @@ type Stack struct {
 type Proc struct {
 	Name    string
 	LogPath string
-	cmd     *exec.Cmd
-	done    chan struct{}
-	err     error
+	// AdminAddr serves /metrics, /healthz and /readyz.
+	AdminAddr string
+	cmd       *exec.Cmd
+	done      chan struct{}
+	err       error
 }
 
 // Start launches NATS and every service and waits until each reports ready.
@@ -181,7 +183,7 @@ func (s *Stack) StartService(ctx context.Context, name string, replica int) erro
 		logFile.Close()
 		return fmt.Errorf("start %s: %w", key, err)
 	}
-	p := &Proc{Name: key, LogPath: logPath, cmd: cmd, done: make(chan struct{})}
+	p := &Proc{Name: key, LogPath: logPath, AdminAddr: Addr(admin), cmd: cmd, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		logFile.Close()
@@ -208,6 +210,19 @@ func (s *Stack) Proc(key string) *Proc {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.procs[key]
+}
+
+// Dispatchers returns the running dispatcher processes.
+func (s *Stack) Dispatchers() []*Proc {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*Proc
+	for _, p := range s.procs {
+		if p.cmd.Path == filepath.Join(s.cfg.BinDir, "dispatcher") && !p.Exited() {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // Kill sends SIGKILL to a process and waits for it to die.
