@@ -119,7 +119,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			return nil
 		},
 	})
-	inbound := ports.NewInboundHandler(svc, cfg.PublicBaseURL, logger)
+	inbound := ports.NewInboundHandler(svc, cfg.PublicBaseURL, tracing, logger)
 
 	var lc net.ListenConfig
 	grpcLis, err := lc.Listen(ctx, "tcp", cfg.GRPCAddr)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -34,7 +35,10 @@ func TestInboundMessageEndToEnd(t *testing.T) {
 	s := startStack(t)
 	s.registerNumber(acct, "(555) 765-4321", carrierTok) // national format is normalised
 
-	code, body := s.inbound(carrierTok, smsForm("+1 555 123 4567", acctNumber, "What time do you open?", "SM0001"))
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	form := smsForm("+1 555 123 4567", acctNumber, "What time do you open?", "SM0001")
+	code, body := s.post(carrier.Signature(carrierTok, publicBaseURL+"/sms/inbound", form), "application/x-www-form-urlencoded; charset=UTF-8",
+		http.Header{"Traceparent": {"00-" + traceID + "-00f067aa0ba902b7-01"}}, form)
 	if code != 200 || body != twimlEmpty {
 		t.Fatalf("got %d %q, want 200 %q", code, body, twimlEmpty)
 	}
@@ -46,6 +50,9 @@ func TestInboundMessageEndToEnd(t *testing.T) {
 	got := evs[0]
 	if got.MsgID != got.Env.EventID || !strings.HasPrefix(got.MsgID, "evt_") {
 		t.Errorf("got Nats-Msg-Id %q for event %q, want the event id", got.MsgID, got.Env.EventID)
+	}
+	if tp := got.Header.Get("Traceparent"); !strings.Contains(tp, traceID) {
+		t.Errorf("got traceparent %q on the event, want the carrier request's trace %s", tp, traceID)
 	}
 	if want := "events." + acct + ".inbound_message"; got.Subject != want {
 		t.Errorf("got subject %q, want %q", got.Subject, want)
@@ -244,6 +251,10 @@ func TestInboundRefusals(t *testing.T) {
 				t.Errorf("got %d, want %d", code, tc.want)
 			}
 		})
+	}
+	// Not a form.
+	if code, _ := s.post("", "application/json", nil, smsForm(janePhone, acctNumber, "STOP", "SM-json")); code != 415 {
+		t.Errorf("JSON body: got %d, want 415", code)
 	}
 	// A valid signature over different content is refused too.
 	signed := smsForm(janePhone, acctNumber, "hello", "SM-tamper")

@@ -240,11 +240,20 @@ func (s *stack) inbound(token string, form url.Values) (int, string) {
 // postInbound posts a carrier form with the given signature header ("" sends none).
 func (s *stack) postInbound(sig string, form url.Values) (int, string) {
 	s.t.Helper()
+	return s.post(sig, "application/x-www-form-urlencoded", nil, form)
+}
+
+// post posts a form with a content type and extra headers.
+func (s *stack) post(sig, contentType string, header http.Header, form url.Values) (int, string) {
+	s.t.Helper()
 	req, err := http.NewRequest(http.MethodPost, "http://"+s.httpAddr+"/sms/inbound", strings.NewReader(form.Encode()))
 	if err != nil {
 		s.t.Fatalf("request: %v", err)
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Content-Type", contentType)
+	for k, v := range header {
+		req.Header[k] = v
+	}
 	if sig != "" {
 		req.Header.Set(carrier.SignatureHeader, sig)
 	}
@@ -266,6 +275,7 @@ func smsForm(from, to, body, sid string) url.Values {
 type received struct {
 	Subject string
 	MsgID   string
+	Header  nats.Header
 	Env     event.Envelope
 	Data    map[string]any
 }
@@ -300,7 +310,7 @@ func (s *stack) events(account string) []received {
 			if err := json.Unmarshal(env.Data, &data); err != nil {
 				s.t.Fatalf("event data: %v", err)
 			}
-			out = append(out, received{Subject: m.Subject(), MsgID: m.Headers().Get(jetstream.MsgIDHeader), Env: env, Data: data})
+			out = append(out, received{Subject: m.Subject(), MsgID: m.Headers().Get(jetstream.MsgIDHeader), Header: m.Headers(), Env: env, Data: data})
 		}
 		if batch.Error() != nil {
 			s.t.Fatalf("fetch: %v", batch.Error())

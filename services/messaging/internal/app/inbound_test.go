@@ -228,3 +228,43 @@ func equal(a, b []string) bool {
 	}
 	return true
 }
+
+// TestKeywordFromOptedOutContact: an opted-out contact texting a keyword joins the groups and
+// keyword_opt_in fires, but no auto-reply is sent: an opted-out contact is never texted.
+func TestKeywordFromOptedOutContact(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(sb *sms.Sandbox) sms.Provider { return sb })
+	ctx := context.Background()
+	if _, err := f.svc.CreateKeyword(ctx, acct, "join", []string{"Events"}, "Welcome!"); err != nil {
+		t.Fatalf("create keyword: %v", err)
+	}
+	f.contacts.Add(acct, janePhone, true)
+	res, err := f.svc.HandleInbound(ctx, app.Inbound{From: janePhone, To: number, Body: "JOIN", MessageSid: "SM1"}, valid)
+	if err != nil || res.Kind != domain.KindKeyword {
+		t.Fatalf("got %+v, %v; want a keyword", res, err)
+	}
+	if got, want := f.outboxEvents(t), []string{event.InboundMessage, event.KeywordOptIn}; !equal(got, want) {
+		t.Errorf("got events %v, want %v", got, want)
+	}
+	if c, _ := f.contacts.Contact(acct, janePhone); !equal(c.GetGroups(), []string{"Events"}) {
+		t.Errorf("got groups %v, want [Events]", c.GetGroups())
+	}
+	if sent, _ := f.sandbox.List(ctx, acct, ""); len(sent) != 0 {
+		t.Errorf("got %d messages to an opted-out contact, want 0", len(sent))
+	}
+}
+
+// TestUnsignedRequestChangesNothing: a request failing the signature check stops before any
+// lookup of the sender.
+func TestUnsignedRequestChangesNothing(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(sb *sms.Sandbox) sms.Provider { return sb })
+	_, err := f.svc.HandleInbound(context.Background(), app.Inbound{From: janePhone, To: number, Body: "STOP", MessageSid: "SM1"},
+		func(string) bool { return false })
+	if !errors.Is(err, app.ErrBadSignature) {
+		t.Fatalf("got %v, want ErrBadSignature", err)
+	}
+	if n := len(f.contacts.Created()); n != 0 || len(f.outboxEvents(t)) != 0 {
+		t.Errorf("got %d contacts and events %v, want none", n, f.outboxEvents(t))
+	}
+}

@@ -7,6 +7,10 @@ import (
 	"net/http"
 	"strings"
 
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/customertext/webhooks/libs/telemetry"
 	"github.com/customertext/webhooks/services/messaging/internal/app"
 	"github.com/customertext/webhooks/services/messaging/internal/carrier"
 	"github.com/customertext/webhooks/services/messaging/internal/domain"
@@ -24,10 +28,16 @@ const emptyTwiML = `<Response></Response>`
 
 // NewInboundHandler serves POST /sms/inbound in the Twilio form. publicBaseURL is the scheme
 // and host the carrier calls (the signature covers the full URL).
-func NewInboundHandler(svc *app.Service, publicBaseURL string, logger *slog.Logger) http.Handler {
+func NewInboundHandler(svc *app.Service, publicBaseURL string, tracing *telemetry.Tracing, logger *slog.Logger) http.Handler {
 	base := strings.TrimRight(publicBaseURL, "/")
+	tracer := tracing.Provider.Tracer("github.com/customertext/webhooks/services/messaging")
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+InboundPath, func(w http.ResponseWriter, r *http.Request) {
+		// The span (joined to a carrier's traceparent, if any) reaches the events' headers.
+		ctx, span := tracer.Start(tracing.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header)),
+			"POST "+InboundPath, trace.WithSpanKind(trace.SpanKindServer))
+		defer span.End()
+		r = r.WithContext(ctx)
 		mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 		if err != nil || mt != "application/x-www-form-urlencoded" {
 			http.Error(w, "Content-Type must be application/x-www-form-urlencoded", http.StatusUnsupportedMediaType)
