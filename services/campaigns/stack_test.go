@@ -65,13 +65,26 @@ type deps struct {
 
 func newDeps(t *testing.T) *deps {
 	t.Helper()
+	return newDepsWith(t, nil)
+}
+
+// newDepsWith starts the contacts service with startContacts (nil: the in-memory fake, then
+// available as deps.contacts).
+func newDepsWith(t *testing.T, startContacts func(t *testing.T, natsURL, dbURL string) string) *deps {
+	t.Helper()
 	ns, err := natsserver.Start(natsserver.Options{Port: -1, StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatalf("start nats: %v", err)
 	}
 	t.Cleanup(ns.Shutdown)
 	dbURL := pgtest.NewDatabase(t)
-	contacts, addr := contactsfake.Start(t, testToken)
+	var contacts *contactsfake.Server
+	var addr string
+	if startContacts == nil {
+		contacts, addr = contactsfake.Start(t, testToken)
+	} else {
+		addr = startContacts(t, ns.ClientURL(), dbURL)
+	}
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
 		t.Fatalf("connect nats: %v", err)
