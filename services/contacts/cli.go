@@ -27,11 +27,12 @@ func runImport(ctx context.Context, args []string, getenv func(string) string, s
 	file := fs.String("file", "", "CSV file: header phone (required), first_name, last_name, email, groups (\";\"-separated)")
 	region := fs.String("default-region", "", "ISO 3166 region for phones without \"+\" (default US)")
 	addr := fs.String("grpc-addr", envOr(getenv, "GRPC_ADDR", "127.0.0.1:7101"), "contacts gRPC address (env GRPC_ADDR)")
-	token := fs.String("service-token", getenv("SERVICE_TOKEN"), "service credential (env SERVICE_TOKEN)")
+	token := fs.String("service-token", "", "service credential (env SERVICE_TOKEN)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "how long the import may take")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
+	*token = firstOf(*token, getenv("SERVICE_TOKEN"))
 	switch {
 	case *account == "":
 		return errors.New("import: -account is required")

@@ -82,6 +82,26 @@ func TestParseConfig(t *testing.T) {
 	}
 }
 
+func TestUsageNeverShowsSecrets(t *testing.T) {
+	t.Parallel()
+	getenv := func(k string) string {
+		return map[string]string{"SERVICE_TOKEN": "tok-s3cret", "DATABASE_URL": "postgres://u:pw-s3cret@db/x",
+			"NATS_URL": "nats://u:nats-s3cret@n:4222"}[k]
+	}
+	for _, args := range [][]string{{"-h"}, {"-nope"}, {"import", "-h"}, {"import", "-nope"}} {
+		var out bytes.Buffer
+		if err := run(context.Background(), args, getenv, &out); err == nil {
+			t.Errorf("run %v: got nil error, want a flag error", args)
+		}
+		if !strings.Contains(out.String(), "Usage") {
+			t.Errorf("run %v printed %q, want the usage", args, out.String())
+		}
+		if strings.Contains(out.String(), "s3cret") {
+			t.Errorf("run %v usage shows a secret:\n%s", args, out.String())
+		}
+	}
+}
+
 func TestRunRejectsBadConfig(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {

@@ -29,6 +29,8 @@ import (
 const (
 	serviceName = "contacts"
 	version     = "dev"
+
+	defaultNATSURL = "nats://127.0.0.1:4222"
 )
 
 // config is the service's validated configuration.
@@ -44,6 +46,16 @@ type config struct {
 	ShutdownGrace time.Duration
 }
 
+// firstOf returns the first non-empty value.
+func firstOf(values ...string) string {
+	for _, v := range values {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
 // envOr returns the environment value of key, or def when it is unset or empty.
 func envOr(getenv func(string) string, key, def string) string {
 	if v := getenv(key); v != "" {
@@ -56,11 +68,13 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	var c config
 	fs := flag.NewFlagSet(serviceName, flag.ContinueOnError)
 	fs.SetOutput(out)
-	fs.StringVar(&c.NATSURL, "nats-url", envOr(getenv, "NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL (env NATS_URL)")
-	fs.StringVar(&c.DatabaseURL, "database-url", envOr(getenv, "DATABASE_URL", postgres.DefaultURL), "PostgreSQL URL (env DATABASE_URL)")
+	// Settings that may hold credentials take their environment fallback after parsing, so that
+	// the usage text printed on a flag error never shows them.
+	fs.StringVar(&c.NATSURL, "nats-url", "", "NATS server URL (env NATS_URL, default "+defaultNATSURL+")")
+	fs.StringVar(&c.DatabaseURL, "database-url", "", "PostgreSQL URL (env DATABASE_URL, default "+postgres.DefaultURL+")")
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", envOr(getenv, "GRPC_ADDR", "127.0.0.1:7101"), "gRPC listen address (env GRPC_ADDR)")
 	fs.StringVar(&c.AdminAddr, "admin-addr", envOr(getenv, "ADMIN_ADDR", "127.0.0.1:7201"), "admin HTTP listen address (env ADMIN_ADDR)")
-	fs.StringVar(&c.ServiceToken, "service-token", getenv("SERVICE_TOKEN"), "service credential callers present (env SERVICE_TOKEN, required)")
+	fs.StringVar(&c.ServiceToken, "service-token", "", "service credential callers present (env SERVICE_TOKEN, required)")
 	fs.StringVar(&c.OTLPEndpoint, "otlp-endpoint", getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), "OTLP/gRPC endpoint host:port (env OTEL_EXPORTER_OTLP_ENDPOINT)")
 	fs.StringVar(&c.LogLevel, "log-level", envOr(getenv, "LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
 	fs.StringVar(&c.LogFormat, "log-format", envOr(getenv, "LOG_FORMAT", "json"), "json or text (env LOG_FORMAT)")
@@ -71,6 +85,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected arguments %q (subcommands: import)", fs.Args())
 	}
+	c.NATSURL = firstOf(c.NATSURL, getenv("NATS_URL"), defaultNATSURL)
+	c.DatabaseURL = firstOf(c.DatabaseURL, getenv("DATABASE_URL"), postgres.DefaultURL)
+	c.ServiceToken = firstOf(c.ServiceToken, getenv("SERVICE_TOKEN"))
 	switch {
 	case c.ServiceToken == "":
 		return config{}, errors.New("config: SERVICE_TOKEN (-service-token) is required")
