@@ -136,11 +136,12 @@ func (s *Stack) env(name string, replica int) (admin int, env []string) {
 		"LOG_FORMAT=text",
 		"CONTACTS_ADDR="+Addr(p.ContactsGRPC),
 		"SUBSCRIPTIONS_ADDR="+Addr(p.SubscriptionsGRPC),
+		"SECRETS_KEYS="+s.SecretsKey,
 	)
 	switch name {
 	case "subscriptions":
 		admin = p.SubscriptionsAdmin
-		env = append(env, "GRPC_ADDR="+Addr(p.SubscriptionsGRPC), "SECRETS_KEYS="+s.SecretsKey,
+		env = append(env, "GRPC_ADDR="+Addr(p.SubscriptionsGRPC),
 			"ALLOW_INSECURE_HTTP=true", "SSRF_ALLOW=127.0.0.0/8,::1")
 	case "contacts":
 		admin = p.ContactsAdmin
@@ -341,22 +342,21 @@ func randomKey() string {
 	return base64.StdEncoding.EncodeToString(b)
 }
 
-// EnsureDatabase creates the named database on the server of baseURL if it does not exist and
-// returns its URL.
-func EnsureDatabase(ctx context.Context, baseURL, name string) (string, error) {
+// FreshDatabase drops the named database on the server of baseURL if it exists, creates it
+// empty and returns its URL. Each `make dev` and `make bench` run starts from a clean platform:
+// NATS storage and the secrets key are new every run too.
+func FreshDatabase(ctx context.Context, baseURL, name string) (string, error) {
 	conn, err := pgx.Connect(ctx, baseURL)
 	if err != nil {
 		return "", fmt.Errorf("connect to PostgreSQL: %w", err)
 	}
 	defer conn.Close(context.Background())
-	var exists bool
-	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
-		return "", fmt.Errorf("look up database %s: %w", name, err)
+	ident := pgx.Identifier{name}.Sanitize()
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)"); err != nil {
+		return "", fmt.Errorf("drop database %s: %w", name, err)
 	}
-	if !exists {
-		if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
-			return "", fmt.Errorf("create database %s: %w", name, err)
-		}
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+ident); err != nil {
+		return "", fmt.Errorf("create database %s: %w", name, err)
 	}
 	u, err := url.Parse(baseURL)
 	if err != nil {

@@ -118,7 +118,7 @@ type env struct {
 }
 
 func startEnv(ctx context.Context, o options, base, dbName string, extra []string) (*env, error) {
-	dbURL, err := freshDatabase(ctx, base, dbName)
+	dbURL, err := devstack.FreshDatabase(ctx, base, dbName)
 	if err != nil {
 		return nil, err
 	}
@@ -174,19 +174,6 @@ func (e *env) close() {
 	if e.stack != nil {
 		e.stack.Stop()
 	}
-}
-
-func freshDatabase(ctx context.Context, base, name string) (string, error) {
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		return "", fmt.Errorf("connect to PostgreSQL: %w", err)
-	}
-	_, err = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
-	conn.Close(context.Background())
-	if err != nil {
-		return "", fmt.Errorf("drop old bench database: %w", err)
-	}
-	return devstack.EnsureDatabase(ctx, base, name)
 }
 
 // account creates an account with one webhook per URL (all for new_contact).

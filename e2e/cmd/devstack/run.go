@@ -22,7 +22,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	fs := flag.NewFlagSet("devstack", flag.ContinueOnError)
 	binDir := fs.String("bin", ".bin", "folder with the service binaries (make build)")
 	dataDir := fs.String("data", "", "folder for NATS storage and service logs (default: a fresh temporary folder)")
-	dbName := fs.String("database", "customertext_dev", "PostgreSQL database to create and use")
+	dbName := fs.String("database", "customertext_dev", "PostgreSQL database to (re)create and use; its previous content is dropped")
 	receiverAddr := fs.String("receiver-addr", "127.0.0.1:7400", "listen address of the demo webhook receiver")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -42,7 +42,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		*dataDir = d
 	}
-	dbURL, err := devstack.EnsureDatabase(ctx, baseURL, *dbName)
+	dbURL, err := devstack.FreshDatabase(ctx, baseURL, *dbName)
 	if err != nil {
 		return err
 	}
