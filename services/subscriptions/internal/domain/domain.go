@@ -17,6 +17,10 @@ var ErrNotFound = errors.New("not found")
 // allow it.
 var ErrPrecondition = errors.New("failed precondition")
 
+// ErrSecretsUnreadable is returned (wrapping ErrPrecondition) when a webhook whose secrets cannot
+// be decrypted would be changed: writing it back would destroy them.
+var ErrSecretsUnreadable = fmt.Errorf("%w: the webhook's secrets cannot be decrypted with the configured SECRETS_KEYS; restore the key that sealed them", ErrPrecondition)
+
 // ValidationError names the request field that is invalid.
 type ValidationError struct {
 	Field  string
@@ -93,6 +97,10 @@ type Webhook struct {
 	Version              int64
 	CreateTime           time.Time
 	UpdateTime           time.Time
+	// Unreadable says why the stored secrets could not be decrypted (a key missing from
+	// SECRETS_KEYS, a damaged row); empty when they were. Such a webhook is served without
+	// secrets, never delivered to, and cannot be updated until the key is restored.
+	Unreadable string
 }
 
 // ActiveSecrets returns the secrets that sign at now: the current one first.

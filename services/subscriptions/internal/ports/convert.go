@@ -47,6 +47,11 @@ func configToProto(w domain.Webhook, now time.Time) *webhooksv1.WebhookConfig {
 		AuthHeaderName: name, AuthHeaderValue: value,
 		TimeoutMs: int32(delivery.DefaultTimeout / time.Millisecond), Version: w.Version,
 	}
+	if w.Unreadable != "" {
+		// Never deliver unsigned or without the configured auth: serve it disabled.
+		out.Enabled, out.Secrets, out.AuthHeaderName, out.AuthHeaderValue = false, nil, "", ""
+		return out
+	}
 	if w.PrevSecret != "" && now.Before(w.PrevSecretExpireTime) {
 		out.Secrets = append(out.Secrets, &webhooksv1.SigningSecret{
 			Secret: w.PrevSecret, ExpireTime: timestamppb.New(w.PrevSecretExpireTime)})

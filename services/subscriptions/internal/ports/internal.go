@@ -28,6 +28,7 @@ func (s *ConfigServer) GetWebhookConfig(ctx context.Context, req *webhooksv1.Get
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)
 	}
+	s.reportUnreadable(ctx, w)
 	return &webhooksv1.GetWebhookConfigResponse{Config: configToProto(w, time.Now())}, nil
 }
 
@@ -40,9 +41,19 @@ func (s *ConfigServer) ListWebhookConfigs(ctx context.Context, req *webhooksv1.L
 	now := time.Now()
 	out := &webhooksv1.ListWebhookConfigsResponse{NextPageToken: next}
 	for _, w := range ws {
+		s.reportUnreadable(ctx, w)
 		out.Configs = append(out.Configs, configToProto(w, now))
 	}
 	return out, nil
+}
+
+// reportUnreadable logs a webhook served disabled because its secrets cannot be decrypted: an
+// operator must restore the key.
+func (s *ConfigServer) reportUnreadable(ctx context.Context, w domain.Webhook) {
+	if w.Unreadable != "" {
+		s.log.ErrorContext(ctx, "webhook secrets cannot be decrypted; served to dispatchers as disabled",
+			"webhook_id", w.ID, "account_id", w.AccountID, "reason", w.Unreadable)
+	}
 }
 
 // AccountServer implements AccountService for operators (service credential only).

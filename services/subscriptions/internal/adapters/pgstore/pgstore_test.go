@@ -3,6 +3,7 @@ package pgstore
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -128,8 +129,22 @@ func TestWrongKeyCannotDecrypt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := New(pool, other).GetWebhook(ctx, "", "wh_1"); err == nil {
-		t.Error("GetWebhook with a keyring lacking the key: got nil error, want one")
+	// A keyring lacking the key reads the row marked unreadable, without secrets, and refuses
+	// to write it back (which would destroy them).
+	got, err := New(pool, other).GetWebhook(ctx, "", "wh_1")
+	if err != nil {
+		t.Fatalf("GetWebhook with a keyring lacking the key: %v", err)
+	}
+	if got.Unreadable == "" || got.Secret != "" || got.Auth.Value != "" {
+		t.Errorf("with the wrong key: got unreadable=%q secret=%q auth=%q, want marked unreadable and no secrets", got.Unreadable, got.Secret, got.Auth.Value)
+	}
+	list, err := New(pool, other).ListWebhooks(ctx, WebhookFilter{Limit: 10})
+	if err != nil || len(list) != 1 || list[0].Unreadable == "" {
+		t.Errorf("list with the wrong key: got %d webhooks, %v; want the row marked unreadable", len(list), err)
+	}
+	_, err = New(pool, other).UpdateWebhook(ctx, "", "wh_1", func(w *domain.Webhook) error { w.Description = "x"; return nil })
+	if !errors.Is(err, domain.ErrSecretsUnreadable) {
+		t.Errorf("update with the wrong key: got %v, want ErrSecretsUnreadable", err)
 	}
 	w, err := s.GetWebhook(ctx, "acc_1", "wh_1")
 	if err != nil {

@@ -51,20 +51,23 @@ func (s *Store) scanWebhook(row pgx.Row) (domain.Webhook, error) {
 		return domain.Webhook{}, notFound(err)
 	}
 	w.Auth.Kind = domain.AuthKind(kind)
-	var err error
-	if sl.auth != "" {
-		if w.Auth.Value, err = s.keys.Open(sl.auth, sealContext(w.ID, "auth")); err != nil {
-			return domain.Webhook{}, fmt.Errorf("webhook %s auth: %w", w.ID, err)
+	// One row sealed with a key that is no longer configured must not make every list (and the
+	// dispatchers' config feed) fail: the row is returned marked unreadable, without secrets.
+	open := func(field, sealedValue string, dst *string) {
+		if sealedValue == "" || w.Unreadable != "" {
+			return
 		}
-	}
-	if w.Secret, err = s.keys.Open(sl.secret, sealContext(w.ID, "secret")); err != nil {
-		return domain.Webhook{}, fmt.Errorf("webhook %s secret: %w", w.ID, err)
-	}
-	if sl.prev != "" {
-		if w.PrevSecret, err = s.keys.Open(sl.prev, sealContext(w.ID, "prev_secret")); err != nil {
-			return domain.Webhook{}, fmt.Errorf("webhook %s previous secret: %w", w.ID, err)
+		v, err := s.keys.Open(sealedValue, sealContext(w.ID, field))
+		if err != nil {
+			w.Unreadable = fmt.Sprintf("%s: %v", field, err)
+			w.Auth.Value, w.Secret, w.PrevSecret = "", "", ""
+			return
 		}
+		*dst = v
 	}
+	open("auth", sl.auth, &w.Auth.Value)
+	open("secret", sl.secret, &w.Secret)
+	open("prev_secret", sl.prev, &w.PrevSecret)
 	if prevExp != nil {
 		w.PrevSecretExpireTime = *prevExp
 	}
@@ -147,6 +150,9 @@ func (s *Store) UpdateWebhook(ctx context.Context, accountID, id string, change 
 			WHERE id = $1 AND ($2 = '' OR account_id = $2) FOR UPDATE`, id, accountID))
 		if err != nil {
 			return err
+		}
+		if w.Unreadable != "" {
+			return domain.ErrSecretsUnreadable
 		}
 		wasEnabled := w.Enabled
 		if err := change(&w); err != nil {
