@@ -410,6 +410,7 @@ func TestAuthAndAdmin(t *testing.T) {
 				"contacts_updated_total 0",
 				"contacts_imported_total 0",
 				"contacts_import_row_errors_total 0",
+				"contacts_nats_connected 1",
 			} {
 				if !strings.Contains(body, want) {
 					return status.Errorf(codes.NotFound, "metrics lack %q", want)

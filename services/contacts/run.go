@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/customertext/webhooks/libs/auth"
@@ -175,14 +176,21 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		return err
 	}
 	contactsv1.RegisterContactServiceServer(grpcSrv.Server, ports.NewGRPC(svc, logger))
+	// Readiness needs PostgreSQL only: while NATS is down the API keeps accepting changes and
+	// their events wait in the outbox, so taking replicas out of service would only cause errors.
+	// The NATS connection is a gauge (and outbox_oldest_age_seconds shows the wait) for alerts.
+	if err := reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "contacts_nats_connected", Help: "1 while the connection to NATS is up, else 0.",
+	}, func() float64 {
+		if nc.IsConnected() {
+			return 1
+		}
+		return 0
+	})); err != nil {
+		return fmt.Errorf("register nats gauge: %w", err)
+	}
 	admin := server.NewAdmin(reg, logger, map[string]server.Check{
 		"postgres": func(ctx context.Context) error { return pool.Ping(ctx) },
-		"nats": func(context.Context) error {
-			if s := nc.Status(); s != nats.CONNECTED {
-				return fmt.Errorf("nats connection is %s", s)
-			}
-			return nil
-		},
 	})
 
 	var lc net.ListenConfig
