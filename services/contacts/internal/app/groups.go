@@ -88,8 +88,9 @@ func (s *Service) SetOptOut(ctx context.Context, accountID, contactID string, op
 		return domain.Contact{}, false, err
 	}
 	var c domain.Contact
-	changed := false
+	var changed bool
 	err = s.store.InTx(ctx, func(tx Tx) error {
+		changed = false // the store may retry this function
 		var err error
 		if c, err = tx.GetForUpdate(ctx, accountID, contactID); err != nil {
 			return err
