@@ -19,20 +19,26 @@ func pollBacklog(ctx context.Context, js jetstream.JetStream, m *metrics.Metrics
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
 	for {
-		for _, c := range []struct{ stream, name string }{
-			{streams.Events, streams.FanoutConsumer},
-			{streams.Deliveries, streams.DeliveryConsumer},
-		} {
-			info, err := js.Consumer(ctx, c.stream, c.name)
+		poll := func(stream, name string) (*jetstream.ConsumerInfo, bool) {
+			c, err := js.Consumer(ctx, stream, name)
+			var ci *jetstream.ConsumerInfo
 			if err == nil {
-				var ci *jetstream.ConsumerInfo
-				if ci, err = info.Info(ctx); err == nil {
-					m.ConsumerPending.WithLabelValues(c.name).Set(float64(ci.NumPending))
-					m.ConsumerAckPending.WithLabelValues(c.name).Set(float64(ci.NumAckPending))
-				}
+				ci, err = c.Info(ctx)
 			}
-			if err != nil && ctx.Err() == nil {
-				logger.Debug("poll consumer backlog", "consumer", c.name, "error", err)
+			if err != nil {
+				if ctx.Err() == nil {
+					logger.Debug("poll consumer backlog", "consumer", name, "error", err)
+				}
+				return nil, false
+			}
+			m.ConsumerPending.WithLabelValues(name).Set(float64(ci.NumPending))
+			m.ConsumerAckPending.WithLabelValues(name).Set(float64(ci.NumAckPending))
+			return ci, true
+		}
+		poll(streams.Events, streams.FanoutConsumer)
+		for _, l := range laneConsumers() {
+			if ci, ok := poll(streams.Deliveries, l.durable); ok {
+				m.LaneBacklog.WithLabelValues(l.lane).Set(float64(ci.NumPending))
 			}
 		}
 		select {

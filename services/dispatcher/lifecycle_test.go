@@ -241,7 +241,7 @@ func TestRunStopsCleanly(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if _, _, err := ensureConsumers(ctx, js, parsed); err != nil {
+	if _, _, err := ensureConsumers(ctx, js, parsed); err != nil { // fan-out and both lanes
 		t.Fatal(err)
 	}
 	opts := []goleak.Option{goleak.IgnoreCurrent()}

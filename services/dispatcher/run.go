@@ -80,7 +80,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err := streams.Ensure(setupCtx, js, streams.Config{Replicas: cfg.StreamReplicas}); err != nil {
 		return err
 	}
-	fanoutCons, deliveryCons, err := ensureConsumers(setupCtx, js, cfg)
+	fanoutCons, laneCons, err := ensureConsumers(setupCtx, js, cfg)
 	if err != nil {
 		return err
 	}
@@ -123,7 +123,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	fan := fanout.New(js, fanoutCons, idx, lanes, m, logger, fanout.Config{})
 	// Leave a few seconds of the shutdown budget for closing connections.
 	drain := max(cfg.ShutdownTimeout-3*time.Second, time.Second)
-	pool, err := worker.New(js, deliveryCons, sender, syncer, guard, tracing, m, logger, worker.Config{
+	pool, err := worker.New(js, laneCons, sender, syncer, guard, tracing, m, logger, worker.Config{
 		Concurrency:    cfg.Concurrency,
 		DefaultTimeout: cfg.DeliveryTimeout,
 		AckWait:        cfg.AckWait,
@@ -184,8 +184,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	return err
 }
 
-// ensureConsumers creates or updates the two durable consumers shared by every replica.
-func ensureConsumers(ctx context.Context, js jetstream.JetStream, cfg config) (jetstream.Consumer, jetstream.Consumer, error) {
+// bulkConsumer is the durable consumer of the bulk lane (streams.DeliveryConsumer serves the
+// default lane).
+const bulkConsumer = streams.DeliveryConsumer + "-bulk"
+
+// laneConsumers names the delivery consumers in the workers' order of preference.
+func laneConsumers() []struct{ lane, durable string } {
+	return []struct{ lane, durable string }{
+		{fanout.DefaultLane, streams.DeliveryConsumer},
+		{fanout.BulkLane, bulkConsumer},
+	}
+}
+
+// ensureConsumers creates or updates the durable consumers shared by every replica: the fan-out
+// on EVENTS and one delivery consumer per lane on DELIVERIES.
+func ensureConsumers(ctx context.Context, js jetstream.JetStream, cfg config) (jetstream.Consumer, []jetstream.Consumer, error) {
 	fan, err := streams.EnsureConsumer(ctx, js, streams.Events, jetstream.ConsumerConfig{
 		Durable:       streams.FanoutConsumer,
 		Description:   "dispatcher fan-out: one delivery job per (event, webhook)",
@@ -199,20 +212,26 @@ func ensureConsumers(ctx context.Context, js jetstream.JetStream, cfg config) (j
 	if err != nil {
 		return nil, nil, err
 	}
-	del, err := streams.EnsureConsumer(ctx, js, streams.Deliveries, jetstream.ConsumerConfig{
-		Durable:     streams.DeliveryConsumer,
-		Description: "dispatcher delivery workers (ready jobs only: acking a schedule would cancel it)",
-		// Never deliveries.> : a consumer that acks a schedule message cancels it.
-		FilterSubject: "deliveries.ready.>",
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       cfg.AckWait,
-		// Each replica pulls at most CONCURRENCY jobs; room for 16 replicas.
-		MaxAckPending: cfg.Concurrency * 16,
-		MaxDeliver:    -1,
-	})
-	if err != nil {
-		return nil, nil, err
+	// The default lane's consumer is updated first: an older deployment's consumer filtered
+	// deliveries.ready.>, which would overlap the bulk lane's on the work queue.
+	var lanes []jetstream.Consumer
+	for _, l := range laneConsumers() {
+		c, err := streams.EnsureConsumer(ctx, js, streams.Deliveries, jetstream.ConsumerConfig{
+			Durable:     l.durable,
+			Description: "dispatcher delivery workers, " + l.lane + " lane (ready jobs only: acking a schedule would cancel it)",
+			// Never deliveries.> : a consumer that acks a schedule message cancels it.
+			FilterSubject: streams.ReadySubject(l.lane, ">"),
+			DeliverPolicy: jetstream.DeliverAllPolicy,
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       cfg.AckWait,
+			// Each replica pulls at most CONCURRENCY jobs; room for 16 replicas.
+			MaxAckPending: cfg.Concurrency * 16,
+			MaxDeliver:    -1,
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		lanes = append(lanes, c)
 	}
-	return fan, del, nil
+	return fan, lanes, nil
 }

@@ -1,5 +1,5 @@
-// Package worker runs the delivery workers: it pulls ready jobs from the shared durable consumer
-// with bounded concurrency, performs one HTTP attempt per job and settles it. A failed attempt
+// Package worker runs the delivery workers: it pulls ready jobs from the shared durable consumers
+// (one per lane, the default lane preferred over the bulk lane) with bounded concurrency, performs one HTTP attempt per job and settles it. A failed attempt
 // is acknowledged and the next one is published as a one-shot message schedule, so a delivery
 // waiting for its retry holds no consumer slot that healthy endpoints need.
 package worker
@@ -60,7 +60,7 @@ type Config struct {
 // Pool is the delivery worker pool of one replica.
 type Pool struct {
 	js      jetstream.JetStream
-	cons    jetstream.Consumer
+	lanes   []jetstream.Consumer
 	sender  Sender
 	hooks   Webhooks
 	guard   *endpoint.Guard
@@ -71,9 +71,14 @@ type Pool struct {
 	now     func() time.Time
 }
 
-// New builds a Pool consuming from cons.
-func New(js jetstream.JetStream, cons jetstream.Consumer, sender Sender, hooks Webhooks, guard *endpoint.Guard,
+// New builds a Pool consuming from the lanes' consumers, listed in order of preference: a
+// consumer is pulled from only when the ones before it have nothing ready (except for one fetch
+// in bulkShare, so a later lane is never starved completely).
+func New(js jetstream.JetStream, lanes []jetstream.Consumer, sender Sender, hooks Webhooks, guard *endpoint.Guard,
 	tracer Tracer, m *metrics.Metrics, logger *slog.Logger, cfg Config) (*Pool, error) {
+	if len(lanes) == 0 {
+		return nil, errors.New("new worker pool: at least one consumer is required")
+	}
 	if cfg.Concurrency <= 0 {
 		return nil, errors.New("new worker pool: concurrency must be positive")
 	}
@@ -98,7 +103,7 @@ func New(js jetstream.JetStream, cons jetstream.Consumer, sender Sender, hooks W
 	if cfg.PublishTimeout <= 0 {
 		cfg.PublishTimeout = 10 * time.Second
 	}
-	return &Pool{js: js, cons: cons, sender: sender, hooks: hooks, guard: guard, tracer: tracer, metrics: m,
+	return &Pool{js: js, lanes: lanes, sender: sender, hooks: hooks, guard: guard, tracer: tracer, metrics: m,
 		logger: logger.With("component", "delivery"), cfg: cfg, now: time.Now}, nil
 }
 
@@ -111,6 +116,7 @@ func (p *Pool) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 
 	backoff := time.Duration(0)
+	round := 0
 	for ctx.Err() == nil {
 		// Pull only as many jobs as there are free slots: a pulled job's AckWait is ticking.
 		select {
@@ -128,21 +134,16 @@ func (p *Pool) Run(ctx context.Context) error {
 				break more
 			}
 		}
-		batch, err := p.cons.Fetch(n, jetstream.FetchMaxWait(time.Second))
-		got := 0
-		if err == nil {
-			for msg := range batch.Messages() {
-				got++
-				wg.Add(1)
-				p.metrics.InFlight.Inc()
-				go func() {
-					defer wg.Done()
-					defer func() { <-slots; p.metrics.InFlight.Dec() }()
-					p.handle(work, msg)
-				}()
-			}
-			err = batch.Error()
-		}
+		round++
+		got, err := p.pull(n, round, func(msg jetstream.Msg) {
+			wg.Add(1)
+			p.metrics.InFlight.Inc()
+			go func() {
+				defer wg.Done()
+				defer func() { <-slots; p.metrics.InFlight.Dec() }()
+				p.handle(work, msg)
+			}()
+		})
 		for range n - got {
 			<-slots
 		}
@@ -171,6 +172,52 @@ func (p *Pool) Run(ctx context.Context) error {
 		<-done
 		return nil
 	}
+}
+
+// bulkShare: one fetch in this many tries the later lanes first.
+const bulkShare = 10
+
+// pull fetches up to n jobs, preferring earlier lanes, and hands each to start. When no lane
+// has anything ready it waits up to a second on the first lane.
+func (p *Pool) pull(n, round int, start func(jetstream.Msg)) (int, error) {
+	order := p.lanes
+	if len(order) > 1 && round%bulkShare == 0 {
+		order = append(append([]jetstream.Consumer(nil), order[1:]...), order[0])
+	}
+	got := 0
+	consume := func(batch jetstream.MessageBatch) error {
+		for msg := range batch.Messages() {
+			got++
+			start(msg)
+		}
+		return batch.Error()
+	}
+	if len(p.lanes) > 1 {
+		for _, c := range order {
+			batch, err := c.FetchNoWait(n)
+			if err == nil {
+				err = consume(batch)
+			}
+			if err != nil && !errors.Is(err, nats.ErrTimeout) {
+				return got, err
+			}
+			if got > 0 {
+				return got, nil
+			}
+		}
+		// Nothing ready anywhere: wait briefly on the preferred lane so bulk jobs arriving
+		// meanwhile are not delayed long.
+		batch, err := p.lanes[0].Fetch(n, jetstream.FetchMaxWait(250*time.Millisecond))
+		if err == nil {
+			err = consume(batch)
+		}
+		return got, err
+	}
+	batch, err := p.lanes[0].Fetch(n, jetstream.FetchMaxWait(time.Second))
+	if err == nil {
+		err = consume(batch)
+	}
+	return got, err
 }
 
 // keepAlive tells JetStream the job is still being worked on while fn runs, when the attempt

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	webhooksv1 "github.com/customertext/webhooks/libs/gen/customertext/webhooks/v1"
+	"github.com/customertext/webhooks/libs/streams"
+)
+
+// TestBurstFromOneAccountDoesNotQueueOthers publishes a burst from one account (far over its
+// fair share) and then a trickle from two others: the trickle is delivered while most of the
+// burst is still waiting in the bulk lane.
+func TestBurstFromOneAccountDoesNotQueueOthers(t *testing.T) {
+	t.Parallel()
+	_, url := startNATS(t)
+	_, js := connectJS(t, url)
+
+	var burstSeen atomic.Int64
+	slow := func(int, *http.Request) int {
+		burstSeen.Add(1)
+		time.Sleep(5 * time.Millisecond)
+		return http.StatusOK
+	}
+	var cfgs []*webhooksv1.WebhookConfig
+	// Four endpoints so the per-endpoint cap is not what holds the burst back.
+	for i := range 4 {
+		rc := startReceiver(t, slow)
+		c, _ := webhookConfig(t, "wh_burst"+strconv.Itoa(i), "acc_burst", rc.srv.URL, "new_contact")
+		cfgs = append(cfgs, c)
+	}
+	small := startReceiver(t, nil)
+	for _, acc := range []string{"acc_small1", "acc_small2"} {
+		c, _ := webhookConfig(t, "wh_"+acc, acc, small.srv.URL, "new_contact")
+		cfgs = append(cfgs, c)
+	}
+	cs := startConfigServer(t, cfgs...)
+	admin := freeAddr(t)
+	startDispatcher(t, dispatcherEnv(url, cs.addr,
+		"ADMIN_ADDR", admin,
+		"CONCURRENCY", "8",
+		"PER_ENDPOINT_CONCURRENCY", "8",
+		"FAIR_SHARE_RATE", "10",
+		"FAIR_SHARE_BURST", "20"))
+
+	const burst = 300 // events, four jobs each
+	for i := range burst {
+		publishEvent(t, js, "acc_burst", newContact("b"+strconv.Itoa(i)))
+	}
+	eventually(t, 60*time.Second, "the burst fanned out, mostly to the bulk lane", func() bool {
+		return metric(t, admin, `dispatcher_jobs_created_total{lane="bulk"}`) >= 4*burst-100
+	})
+
+	for i := range 10 {
+		acc := "acc_small" + strconv.Itoa(1+i%2)
+		ev := publishEvent(t, js, acc, newContact("s"+strconv.Itoa(i)))
+		eventually(t, 60*time.Second, "trickle delivery "+strconv.Itoa(i), func() bool { return small.distinctIDs()[ev.EventID] == 1 })
+	}
+	seen := burstSeen.Load()
+	if seen >= 4*burst {
+		t.Errorf("burst requests when the trickle was done: got %d, want < %d (burst still queued)", seen, 4*burst)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	bulk, err := js.Consumer(ctx, streams.Deliveries, bulkConsumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := bulk.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("trickle done with %d of %d burst requests made and %d bulk jobs pending", seen, 4*burst, info.NumPending)
+	eventually(t, 120*time.Second, "the whole burst delivered in the end", func() bool { return burstSeen.Load() >= 4*burst })
+}
+
+// TestConsumersMigrateFromTheSingleLaneFilter checks that a delivery consumer created with the
+// older deliveries.ready.> filter is narrowed to the default lane, so the bulk lane's consumer
+// can exist beside it on the work queue.
+func TestConsumersMigrateFromTheSingleLaneFilter(t *testing.T) {
+	t.Parallel()
+	_, url := startNATS(t)
+	_, js := connectJS(t, url)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := streams.EnsureConsumer(ctx, js, streams.Deliveries, jetstream.ConsumerConfig{
+		Durable: streams.DeliveryConsumer, FilterSubject: "deliveries.ready.>", AckPolicy: jetstream.AckExplicitPolicy,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := parseConfig(nil, func(k string) string { return map[string]string{"SERVICE_TOKEN": "x"}[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, lanes, err := ensureConsumers(ctx, js, cfg)
+	if err != nil {
+		t.Fatalf("ensure consumers over the old one: %v", err)
+	}
+	want := []string{"deliveries.ready.default.>", "deliveries.ready.bulk.>"}
+	for i, c := range lanes {
+		info, err := c.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Config.FilterSubject != want[i] {
+			t.Errorf("consumer %s filter: got %s, want %s", info.Name, info.Config.FilterSubject, want[i])
+		}
+	}
+}
