@@ -296,6 +296,12 @@ func startDispatcher(t *testing.T, env map[string]string) (stop func() error) {
 // publishEvent publishes an event the way the outbox relays do.
 func publishEvent(t *testing.T, js jetstream.JetStream, accountID string, payload proto.Message) event.Envelope {
 	t.Helper()
+	return publishEventWith(t, js, accountID, payload, nil)
+}
+
+// publishEventWith publishes an event with extra headers (a traceparent, as relays copy it).
+func publishEventWith(t *testing.T, js jetstream.JetStream, accountID string, payload proto.Message, hdr nats.Header) event.Envelope {
+	t.Helper()
 	env, err := event.New(accountID, payload, time.Now())
 	if err != nil {
 		t.Fatalf("new event: %v", err)
@@ -308,6 +314,9 @@ func publishEvent(t *testing.T, js jetstream.JetStream, accountID string, payloa
 	defer cancel()
 	msg := nats.NewMsg(streams.EventSubject(accountID, env.Event))
 	msg.Data = body
+	for k, v := range hdr {
+		msg.Header[k] = v
+	}
 	if _, err := js.PublishMsg(ctx, msg, jetstream.WithMsgID(env.EventID)); err != nil {
 		t.Fatalf("publish event: %v", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -123,7 +124,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	fan := fanout.New(js, fanoutCons, idx, lanes, m, logger, fanout.Config{})
 	// Leave a few seconds of the shutdown budget for closing connections.
 	drain := max(cfg.ShutdownTimeout-3*time.Second, time.Second)
-	pool, err := worker.New(js, laneCons, sender, syncer, guard, tracing, m, logger, worker.Config{
+	pool, err := worker.New(js, laneCons, sender, syncer, guard, spans{tracing}, m, logger, worker.Config{
 		Concurrency:    cfg.Concurrency,
 		DefaultTimeout: cfg.DeliveryTimeout,
 		AckWait:        cfg.AckWait,
@@ -182,6 +183,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	logger.Info("dispatcher stopped")
 	return err
+}
+
+// spans adapts the service's tracing to the worker: one client span per attempt.
+type spans struct{ *telemetry.Tracing }
+
+func (s spans) Start(ctx context.Context, name string) (context.Context, func()) {
+	ctx, span := s.Provider.Tracer(serviceName).Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient))
+	return ctx, func() { span.End() }
 }
 
 // bulkConsumer is the durable consumer of the bulk lane (streams.DeliveryConsumer serves the

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"time"
 
@@ -274,11 +275,13 @@ func DeliveryID(eventID, webhookID string) string {
 	return "del_" + strings.TrimPrefix(eventID, "evt_") + "_" + webhookID
 }
 
-// CopyTrace copies the W3C trace context headers.
+// CopyTrace copies the W3C trace context headers, whatever their case (NATS headers are case
+// sensitive; libs/telemetry writes them canonicalised, "Traceparent"), under their canonical
+// names, which is where telemetry's Extract looks.
 func CopyTrace(from, to nats.Header) {
-	for _, k := range []string{"traceparent", "tracestate"} {
-		if v := from.Get(k); v != "" {
-			to.Set(k, v)
+	for k, v := range from {
+		if len(v) > 0 && (strings.EqualFold(k, "traceparent") || strings.EqualFold(k, "tracestate")) {
+			to[http.CanonicalHeaderKey(k)] = []string{v[0]}
 		}
 	}
 }

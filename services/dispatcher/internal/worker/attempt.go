@@ -18,6 +18,7 @@ import (
 	"github.com/customertext/webhooks/libs/delivery"
 	webhooksv1 "github.com/customertext/webhooks/libs/gen/customertext/webhooks/v1"
 	"github.com/customertext/webhooks/libs/streams"
+	"github.com/customertext/webhooks/services/dispatcher/internal/fanout"
 	"github.com/customertext/webhooks/services/dispatcher/internal/index"
 	"github.com/customertext/webhooks/services/dispatcher/internal/metrics"
 )
@@ -40,7 +41,9 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	if p.tracer != nil {
-		ctx = p.tracer.Extract(ctx, msg.Headers())
+		var end func()
+		ctx, end = p.tracer.Start(p.tracer.Extract(ctx, msg.Headers()), "webhook.deliver")
+		defer end()
 	}
 	log := p.logger.With("delivery_id", job.GetDeliveryId(), "attempt", job.GetAttempt())
 
@@ -283,11 +286,7 @@ func ScheduleMsg(job *webhooksv1.DeliveryJob, lane string, at time.Time, msgID s
 	}
 	m := nats.NewMsg(streams.ScheduleSubject(job.GetDeliveryId()))
 	m.Data = body
-	for _, k := range []string{"traceparent", "tracestate"} {
-		if v := trace.Get(k); v != "" {
-			m.Header.Set(k, v)
-		}
-	}
+	fanout.CopyTrace(trace, m.Header)
 	m.Header.Set("Nats-Schedule", "@at "+at.UTC().Format(time.RFC3339Nano))
 	m.Header.Set("Nats-Schedule-Target", streams.ReadySubject(lane, job.GetDeliveryId()))
 	m.Header.Set(jetstream.MsgIDHeader, msgID)

@@ -32,9 +32,11 @@ type Webhooks interface {
 	Lookup(ctx context.Context, id string) (w index.Webhook, found bool, err error)
 }
 
-// Tracer extracts the trace context a job carries.
+// Tracer continues the trace a job carries: Extract reads its context from the job's headers
+// and Start opens the span of one attempt (whose context the request's traceparent carries).
 type Tracer interface {
 	Extract(ctx context.Context, h nats.Header) context.Context
+	Start(ctx context.Context, name string) (context.Context, func())
 }
 
 // Config tunes a Pool.

@@ -94,7 +94,7 @@ func TestScheduleMsg(t *testing.T) {
 		"Nats-Schedule":        "@at 2026-04-25T13:30:00.123456789Z",
 		"Nats-Schedule-Target": "deliveries.ready.bulk.del_1_wh",
 		"Nats-Msg-Id":          "del_1_wh.3",
-		"traceparent":          trace.Get("traceparent"),
+		"Traceparent":          trace.Get("traceparent"),
 	}
 	for k, v := range want {
 		if got := m.Header.Get(k); got != v {
