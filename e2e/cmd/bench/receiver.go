@@ -96,7 +96,8 @@ func (r *receivers) reached(urls []string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, u := range urls {
-		if r.paths[strings.TrimPrefix(u, "http://")] == 0 {
+		hostPath, _, _ := strings.Cut(strings.TrimPrefix(u, "http://"), "?")
+		if r.paths[hostPath] == 0 {
 			return false
 		}
 	}
