@@ -63,6 +63,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 
 	nc, err := nats.Connect(cfg.NATSURL, nats.Name(serviceName), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(false),
+		nats.DrainTimeout(2*time.Second),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				logger.Warn("nats disconnected", "error", err)
