@@ -36,7 +36,13 @@ const serviceName = "dispatcher"
 
 // run is the composition root: it builds every dependency from the configuration and
 // supervises the components until ctx ends or one of them fails.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) (err error) {
+	defer func() {
+		// A shutdown requested while starting is not a failure.
+		if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			err = nil
+		}
+	}()
 	cfg, err := parseConfig(args, getenv)
 	if err != nil {
 		return err
