@@ -36,42 +36,23 @@ func startRealContacts(t *testing.T, natsURL, dbURL string) string {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start contacts: %v", err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	var waitErr error
+	done := make(chan struct{})
+	go func() { waitErr = cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case err := <-exited:
-			if err != nil {
-				t.Errorf("contacts exited with %v; logs:\n%s", err, logs.String())
+		case <-done:
+			if waitErr != nil {
+				t.Errorf("contacts exited with %v; logs:\n%s", waitErr, logs.String())
 			}
 		case <-time.After(waitFor):
 			_ = cmd.Process.Kill()
-			<-exited
+			<-done
 			t.Errorf("contacts did not stop on SIGTERM")
 		}
 	})
-	deadline := time.Now().Add(waitFor)
-	for {
-		for line := range strings.SplitSeq(logs.String(), "\n") {
-			var l struct {
-				Msg  string `json:"msg"`
-				GRPC string `json:"grpc_addr"`
-			}
-			if json.Unmarshal([]byte(line), &l) == nil && l.GRPC != "" {
-				return l.GRPC
-			}
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("contacts exited early: %v; logs:\n%s", err, logs.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("contacts did not log its address; logs:\n%s", logs.String())
-		}
-		time.Sleep(20 * time.Millisecond) // polling the log for a condition, not synchronising
-	}
+	return waitForAddr(t, logs, done)
 }
 
 // TestCampaignWithRealContactsService sends a campaign to an audience held by the real contacts
@@ -133,5 +114,30 @@ func TestCampaignWithRealContactsService(t *testing.T) {
 	}
 	if want := []string{"+15551230001", "+15551230003"}; strings.Join(sorted(d.sandbox(acct)), ",") != strings.Join(want, ",") {
 		t.Errorf("got messages to %v, want %v", d.sandbox(acct), want)
+	}
+}
+
+// waitForAddr waits for a process to log its gRPC address ("grpc_addr").
+func waitForAddr(t *testing.T, logs *syncBuffer, exited <-chan struct{}) string {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for {
+		for line := range strings.SplitSeq(logs.String(), "\n") {
+			var l struct {
+				GRPC string `json:"grpc_addr"`
+			}
+			if json.Unmarshal([]byte(line), &l) == nil && l.GRPC != "" {
+				return l.GRPC
+			}
+		}
+		select {
+		case <-exited:
+			t.Fatalf("process exited early; logs:\n%s", logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process did not log its address; logs:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond) // polling the log for a condition, not synchronising
 	}
 }

@@ -39,18 +39,19 @@ func startRealContacts(t *testing.T, natsURL, dbURL string) string {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start contacts: %v", err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	var waitErr error
+	done := make(chan struct{})
+	go func() { waitErr = cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case err := <-exited:
-			if err != nil {
-				t.Errorf("contacts exited with %v; logs:\n%s", err, logs.String())
+		case <-done:
+			if waitErr != nil {
+				t.Errorf("contacts exited with %v; logs:\n%s", waitErr, logs.String())
 			}
 		case <-time.After(waitFor):
 			_ = cmd.Process.Kill()
-			<-exited
+			<-done
 			t.Errorf("contacts did not stop on SIGTERM")
 		}
 	})
@@ -66,8 +67,8 @@ func startRealContacts(t *testing.T, natsURL, dbURL string) string {
 			}
 		}
 		select {
-		case err := <-exited:
-			t.Fatalf("contacts exited early: %v; logs:\n%s", err, logs.String())
+		case <-done:
+			t.Fatalf("contacts exited early: %v; logs:\n%s", waitErr, logs.String())
 		default:
 		}
 		if time.Now().After(deadline) {
