@@ -124,8 +124,8 @@ func (s *Service) Send(ctx context.Context, accountID, id string) (domain.Campai
 }
 
 func requireRef(accountID, id string) error {
-	if accountID == "" {
-		return fmt.Errorf("account_id: required: %w", domain.ErrInvalid)
+	if err := domain.ValidateAccountID(accountID); err != nil {
+		return err
 	}
 	if id == "" {
 		return fmt.Errorf("id: required: %w", domain.ErrInvalid)

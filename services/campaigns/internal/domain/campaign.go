@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -15,11 +16,34 @@ var ErrInvalid = errors.New("invalid argument")
 
 // Limits on a campaign.
 const (
-	MaxNameChars  = 200
-	MaxBodyChars  = 1600
-	MaxGroups     = 50
-	MaxGroupChars = 100
+	MaxNameChars = 200
+	MaxBodyChars = 1600
+	MaxGroups    = 50
+	// MaxGroupChars and the other group name rules are the contacts service's.
+	MaxGroupChars = 64
+	// MaxAccountIDChars and the account id alphabet are the contacts service's: the id becomes a
+	// NATS subject token.
+	MaxAccountIDChars = 64
 )
+
+// ValidateAccountID checks an account id: 1 to MaxAccountIDChars letters, digits, '-' or '_'.
+func ValidateAccountID(id string) error {
+	if id == "" {
+		return fmt.Errorf("account_id: required: %w", ErrInvalid)
+	}
+	if len(id) > MaxAccountIDChars || strings.IndexFunc(id, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+	}) >= 0 {
+		return fmt.Errorf("account_id: at most %d letters, digits, '-' or '_': %w", MaxAccountIDChars, ErrInvalid)
+	}
+	return nil
+}
+
+// validGroupName: no control or format characters, no ';' (the contacts CSV separator).
+func validGroupName(g string) bool {
+	return utf8.ValidString(g) && utf8.RuneCountInString(g) <= MaxGroupChars && !strings.ContainsRune(g, ';') &&
+		strings.IndexFunc(g, func(r rune) bool { return unicode.IsControl(r) || unicode.In(r, unicode.Cf) }) < 0
+}
 
 // State is a campaign's lifecycle state.
 type State string
@@ -62,11 +86,10 @@ type Campaign struct {
 // NewCampaign validates and normalises a draft.
 func NewCampaign(id, accountID, name, body string, groups []string, now time.Time) (Campaign, error) {
 	name = strings.TrimSpace(name)
+	if err := ValidateAccountID(accountID); err != nil {
+		return Campaign{}, err
+	}
 	switch {
-	case strings.TrimSpace(accountID) == "":
-		return Campaign{}, fmt.Errorf("account_id: required: %w", ErrInvalid)
-	case len(accountID) > 128 || strings.ContainsAny(accountID, ".*> \t\r\n") || !utf8.ValidString(accountID):
-		return Campaign{}, fmt.Errorf("account_id: must be at most 128 characters without spaces, '.', '*' or '>': %w", ErrInvalid)
 	case name == "":
 		return Campaign{}, fmt.Errorf("name: required: %w", ErrInvalid)
 	case !utf8.ValidString(name) || utf8.RuneCountInString(name) > MaxNameChars:
@@ -84,8 +107,8 @@ func NewCampaign(id, accountID, name, body string, groups []string, now time.Tim
 	var gs []string
 	for _, g := range groups {
 		g = strings.TrimSpace(g)
-		if g == "" || !utf8.ValidString(g) || utf8.RuneCountInString(g) > MaxGroupChars {
-			return Campaign{}, fmt.Errorf("target_groups: each group name must be 1 to %d characters: %w", MaxGroupChars, ErrInvalid)
+		if g == "" || !validGroupName(g) {
+			return Campaign{}, fmt.Errorf("target_groups: each group name must be 1 to %d characters without control characters or ';': %w", MaxGroupChars, ErrInvalid)
 		}
 		if !seen[g] {
 			seen[g] = true

@@ -31,6 +31,10 @@ func TestNewCampaign(t *testing.T) {
 		{name: "long body", account: "a", cname: "n", body: strings.Repeat("b", domain.MaxBodyChars+1), groups: []string{"g"}, wantErr: "body"},
 		{name: "no groups", account: "a", cname: "n", body: "b", wantErr: "target_groups"},
 		{name: "blank group", account: "a", cname: "n", body: "b", groups: []string{""}, wantErr: "target_groups"},
+		{name: "group with ;", account: "a", cname: "n", body: "b", groups: []string{"a;b"}, wantErr: "target_groups"},
+		{name: "group with control", account: "a", cname: "n", body: "b", groups: []string{"a\x07"}, wantErr: "target_groups"},
+		{name: "long group", account: "a", cname: "n", body: "b", groups: []string{strings.Repeat("g", domain.MaxGroupChars+1)}, wantErr: "target_groups"},
+		{name: "long account", account: strings.Repeat("a", domain.MaxAccountIDChars+1), cname: "n", body: "b", groups: []string{"g"}, wantErr: "account_id"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

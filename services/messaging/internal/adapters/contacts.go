@@ -9,6 +9,7 @@ import (
 
 	contactsv1 "github.com/customertext/webhooks/libs/gen/customertext/contacts/v1"
 	"github.com/customertext/webhooks/services/messaging/internal/app"
+	"github.com/customertext/webhooks/services/messaging/internal/domain"
 )
 
 // Contacts implements app.Contacts with the contacts service's gRPC API. The connection must
@@ -72,6 +73,10 @@ func mapErr(op string, err error) error {
 		return fmt.Errorf("%s: %w", op, app.ErrNotFound)
 	case codes.AlreadyExists:
 		return fmt.Errorf("%s: %w", op, app.ErrAlreadyExists)
+	case codes.InvalidArgument:
+		// The contacts service refused our input (e.g. a number it does not accept): a retry
+		// cannot succeed, so it is the caller's bad input.
+		return fmt.Errorf("%s: %s: %w", op, status.Convert(err).Message(), domain.ErrInvalid)
 	}
 	return fmt.Errorf("%s: %w", op, err)
 }

@@ -3,8 +3,6 @@ package app
 import (
 	"context"
 	"fmt"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/customertext/webhooks/libs/sms"
 	"github.com/customertext/webhooks/services/messaging/internal/domain"
@@ -14,13 +12,7 @@ import (
 const MaxTokenChars = 256
 
 func requireAccount(accountID string) error {
-	if strings.TrimSpace(accountID) == "" {
-		return fmt.Errorf("account_id: required: %w", domain.ErrInvalid)
-	}
-	if len(accountID) > 128 || strings.ContainsAny(accountID, ".*> \t\r\n") || !utf8.ValidString(accountID) {
-		return fmt.Errorf("account_id: must be at most 128 characters without spaces, '.', '*' or '>': %w", domain.ErrInvalid)
-	}
-	return nil
+	return domain.ValidateAccountID(accountID)
 }
 
 // RegisterNumber registers (or re-keys) an account's number. A number registered to another

@@ -87,6 +87,8 @@ func TestNewKeyword(t *testing.T) {
 		{name: "too long", word: strings.Repeat("A", domain.MaxKeywordChars+1), groups: []string{"g"}, wantErr: "keyword.keyword"},
 		{name: "no groups", word: "JOIN", wantErr: "keyword.groups"},
 		{name: "blank group", word: "JOIN", groups: []string{" "}, wantErr: "keyword.groups"},
+		{name: "group with ;", word: "JOIN", groups: []string{"a;b"}, wantErr: "keyword.groups"},
+		{name: "group with control", word: "JOIN", groups: []string{"a\u200e"}, wantErr: "keyword.groups"},
 		{name: "long reply", word: "JOIN", groups: []string{"g"}, reply: strings.Repeat("x", domain.MaxBodyChars+1), wantErr: "keyword.reply"},
 	}
 	for _, tc := range tests {

@@ -15,8 +15,31 @@ var ErrInvalid = errors.New("invalid argument")
 const (
 	MaxKeywordChars  = 32
 	MaxKeywordGroups = 20
-	MaxGroupChars    = 100
+	// MaxGroupChars and the other group name rules are the contacts service's.
+	MaxGroupChars = 64
+	// MaxAccountIDChars and the account id alphabet are the contacts service's: the id becomes a
+	// NATS subject token.
+	MaxAccountIDChars = 64
 )
+
+// ValidateAccountID checks an account id: 1 to MaxAccountIDChars letters, digits, '-' or '_'.
+func ValidateAccountID(id string) error {
+	if id == "" {
+		return fmt.Errorf("account_id: required: %w", ErrInvalid)
+	}
+	if len(id) > MaxAccountIDChars || strings.IndexFunc(id, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+	}) >= 0 {
+		return fmt.Errorf("account_id: at most %d letters, digits, '-' or '_': %w", MaxAccountIDChars, ErrInvalid)
+	}
+	return nil
+}
+
+// validGroupName: no control or format characters, no ';' (the contacts CSV separator).
+func validGroupName(g string) bool {
+	return utf8.ValidString(g) && utf8.RuneCountInString(g) <= MaxGroupChars && !strings.ContainsRune(g, ';') &&
+		strings.IndexFunc(g, func(r rune) bool { return unicode.IsControl(r) || unicode.In(r, unicode.Cf) }) < 0
+}
 
 // Keyword is an account keyword: texting Word joins Groups and gets Reply.
 type Keyword struct {
@@ -55,13 +78,8 @@ func NewKeyword(word string, groups []string, reply string) (Keyword, error) {
 	var gs []string
 	for _, g := range groups {
 		g = strings.TrimSpace(g)
-		switch {
-		case g == "":
-			return Keyword{}, fmt.Errorf("keyword.groups: empty group name: %w", ErrInvalid)
-		case utf8.RuneCountInString(g) > MaxGroupChars:
-			return Keyword{}, fmt.Errorf("keyword.groups: group name longer than %d characters: %w", MaxGroupChars, ErrInvalid)
-		case !utf8.ValidString(g):
-			return Keyword{}, fmt.Errorf("keyword.groups: group name is not valid UTF-8: %w", ErrInvalid)
+		if g == "" || !validGroupName(g) {
+			return Keyword{}, fmt.Errorf("keyword.groups: each group name must be 1 to %d characters without control characters or ';': %w", MaxGroupChars, ErrInvalid)
 		}
 		if !seen[g] {
 			seen[g] = true
