@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -215,6 +216,17 @@ func TestCampaignAPI(t *testing.T) {
 	}
 	if _, err := p.client.SendCampaign(ctx, &campaignsv1.SendCampaignRequest{AccountId: "acct_2", Id: created.GetCampaign().GetId()}); status.Code(err) != codes.NotFound {
 		t.Errorf("send from another account: got %v, want NotFound", err)
+	}
+
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get("http://" + p.admin + path)
+		if err != nil {
+			t.Fatalf("get %s: %v", path, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("%s: got %d, want 200", path, resp.StatusCode)
+		}
 	}
 
 	conn, err := grpc.NewClient(p.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))

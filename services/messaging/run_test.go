@@ -364,6 +364,21 @@ func TestMessagingAPI(t *testing.T) {
 		t.Errorf("new token: got %d, want 200", code)
 	}
 
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get("http://" + s.admin + path)
+		if err != nil {
+			t.Fatalf("get %s: %v", path, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("%s: got %d, want 200", path, resp.StatusCode)
+		}
+	}
+	if m := metrics(t, s.admin); !strings.Contains(m, `messaging_inbound_messages_total{kind="message"} 1`) ||
+		!strings.Contains(m, `outbox_published_total{schema="messaging"}`) {
+		t.Errorf("metrics: want the inbound counter at 1 and the relay's counters")
+	}
+
 	// Without the service credential every RPC is refused.
 	conn, err := grpc.NewClient(s.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

@@ -376,3 +376,26 @@ func TestRunSendsEveryCampaignWithBoundedSlots(t *testing.T) {
 		t.Fatal("Run did not return after cancel")
 	}
 }
+
+// TestEmptyAudience: a campaign to groups without members finishes at once with zero counts.
+func TestEmptyAudience(t *testing.T) {
+	t.Parallel()
+	store, pool := newStore(t)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	sender := app.NewSender(store, groups{}, sms.NewSandbox(pool), nopMetrics{}, logger, app.SenderConfig{})
+	c := startCampaign(t, store, sender)
+	if err := sender.SendOne(context.Background(), app.Ref{AccountID: acct, ID: c.ID}); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	got, err := store.Get(context.Background(), acct, c.ID)
+	if err != nil {
+		t.Fatalf("get: %v", err)
+	}
+	if got.State != domain.StateSent || got.Audience != 0 || got.FinishTime.Before(got.StartTime) {
+		t.Errorf("got %s audience %d start %v finish %v, want SENT with 0 and ordered times", got.State, got.Audience, got.StartTime, got.FinishTime)
+	}
+	var events int
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM outbox`).Scan(&events); err != nil || events != 1 {
+		t.Errorf("got %d events (%v), want one campaign_sent", events, err)
+	}
+}
