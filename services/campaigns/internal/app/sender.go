@@ -240,7 +240,7 @@ func (s *Sender) sendBatch(ctx context.Context, c domain.Campaign, batch []Recip
 			case current.OptedOut:
 				return s.record(gctx, c.ID, Recipient{ContactID: r.ContactID, Result: domain.ResultSkipped})
 			}
-			sent, err := s.provider.Send(gctx, sms.Message{AccountID: c.AccountID, To: r.Phone, Body: c.Body,
+			sent, err := s.send(gctx, sms.Message{AccountID: c.AccountID, To: r.Phone, Body: c.Body,
 				IdempotencyKey: c.ID + ":" + r.ContactID})
 			switch {
 			case err == nil:
@@ -257,6 +257,28 @@ func (s *Sender) sendBatch(ctx context.Context, c domain.Campaign, batch []Recip
 		return err
 	}
 	return ctx.Err()
+}
+
+// sendAttempts bounds the provider calls for one recipient: a refused message fails at once,
+// other errors are retried (the idempotency key makes a retry safe) before counting as failed.
+const sendAttempts = 3
+
+func (s *Sender) send(ctx context.Context, m sms.Message) (sms.Sent, error) {
+	wait := 200 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		sent, err := s.provider.Send(ctx, m)
+		if err == nil || errors.Is(err, sms.ErrInvalidMessage) || attempt == sendAttempts || ctx.Err() != nil {
+			return sent, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return sms.Sent{}, ctx.Err()
+		case <-t.C:
+		}
+		wait *= 2
+	}
 }
 
 func (s *Sender) record(ctx context.Context, campaignID string, r Recipient) error {

@@ -399,3 +399,43 @@ func TestEmptyAudience(t *testing.T) {
 		t.Errorf("got %d events (%v), want one campaign_sent", events, err)
 	}
 }
+
+// failing refuses every send to one number with a transient error, and counts calls.
+type failing struct {
+	inner sms.Provider
+	to    string
+	calls atomic.Int32
+}
+
+func (f *failing) Send(ctx context.Context, m sms.Message) (sms.Sent, error) {
+	if m.To == f.to {
+		f.calls.Add(1)
+		return sms.Sent{}, errors.New("carrier timeout")
+	}
+	return f.inner.Send(ctx, m)
+}
+
+// TestTransientProviderErrorsAreRetried: a transient error is retried a bounded number of times
+// and then counts as failed; a refused message is not retried.
+func TestTransientProviderErrorsAreRetried(t *testing.T) {
+	t.Parallel()
+	store, pool := newStore(t)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	aud := groups{"customers": {{ID: "a", Phone: "+15551230001"}, {ID: "b", Phone: "+15551230002"}, {ID: "c", Phone: "bad"}}}
+	p := &failing{inner: sms.NewSandbox(pool), to: "+15551230002"}
+	sender := app.NewSender(store, aud, p, nopMetrics{}, logger, app.SenderConfig{})
+	c := startCampaign(t, store, sender)
+	if err := sender.SendOne(context.Background(), app.Ref{AccountID: acct, ID: c.ID}); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	if n := p.calls.Load(); n != 3 {
+		t.Errorf("got %d calls for the failing number, want 3", n)
+	}
+	got, err := store.Get(context.Background(), acct, c.ID)
+	if err != nil {
+		t.Fatalf("get: %v", err)
+	}
+	if diff := cmp.Diff([]int{3, 1, 2, 0}, []int{got.Audience, got.Sent, got.Failed, got.Skipped}); diff != "" {
+		t.Errorf("audience/sent/failed/skipped (-want +got):\n%s", diff)
+	}
+}
