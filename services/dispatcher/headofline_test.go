@@ -51,7 +51,9 @@ func TestDeadAndHangingEndpointsDoNotDelayHealthyOnes(t *testing.T) {
 	cfgHang, _ := webhookConfig(t, "wh_hang", "acc_bad", hang.URL, "new_contact")
 	cfgOK, _ := webhookConfig(t, "wh_ok", "acc_good", healthy.srv.URL, "new_contact")
 	cs := startConfigServer(t, cfgDown, cfgHang, cfgOK)
+	admin := freeAddr(t)
 	startDispatcher(t, dispatcherEnv(url, cs.addr,
+		"ADMIN_ADDR", admin,
 		"CONCURRENCY", "16",
 		"PER_ENDPOINT_CONCURRENCY", "4",
 		"DELIVERY_TIMEOUT", "2s",
@@ -102,12 +104,21 @@ func TestDeadAndHangingEndpointsDoNotDelayHealthyOnes(t *testing.T) {
 	}
 	eventually(t, 90*time.Second, "every bad delivery queued", func() bool { return deliveriesInStream() >= 2*bad })
 
-	// The healthy account's events arrive behind the backlog, one at a time.
+	// The healthy account's events arrive behind the backlog, one at a time: first while the bad
+	// endpoints' first attempts are queued or hanging, then once both circuits have opened
+	// (which takes timed-out requests at the hanging endpoint).
 	const good = 20
-	for i := range good {
-		ev := publishEvent(t, js, "acc_good", newContact("g"+strconv.Itoa(i)))
-		eventually(t, 60*time.Second, "healthy delivery "+strconv.Itoa(i), func() bool { return healthy.distinctIDs()[ev.EventID] > 0 })
+	deliverHealthy := func(phase string) {
+		for i := range good {
+			ev := publishEvent(t, js, "acc_good", newContact(phase+strconv.Itoa(i)))
+			eventually(t, 60*time.Second, phase+" healthy delivery "+strconv.Itoa(i), func() bool { return healthy.distinctIDs()[ev.EventID] > 0 })
+		}
 	}
+	deliverHealthy("early")
+	eventually(t, 90*time.Second, "both bad endpoints' circuits open", func() bool {
+		return metric(t, admin, "dispatcher_open_circuits") == 2
+	})
+	deliverHealthy("late")
 
 	// Every bad delivery is still pending (a ready job or a schedule each; none can have finished),
 	// and most have not even been attempted.
@@ -117,5 +128,8 @@ func TestDeadAndHangingEndpointsDoNotDelayHealthyOnes(t *testing.T) {
 	if n := hung.Load(); n >= bad {
 		t.Errorf("requests to the hanging endpoint: got %d, want < %d", n, bad)
 	}
-	t.Logf("hanging endpoint saw %d requests while %d healthy deliveries completed", hung.Load(), good)
+	if got := len(healthy.distinctIDs()); got != 2*good {
+		t.Errorf("healthy deliveries: got %d, want %d", got, 2*good)
+	}
+	t.Logf("hanging endpoint saw %d requests while %d healthy deliveries completed", hung.Load(), 2*good)
 }
