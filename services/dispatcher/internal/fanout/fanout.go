@@ -190,9 +190,6 @@ func (f *Fanout) process(ctx context.Context, batch []jetstream.Msg) {
 	}
 }
 
-// jobMsgIDHeader carries the dedupe id from plan to publish; WithMsgID sets Nats-Msg-Id.
-const jobMsgIDHeader = jetstream.MsgIDHeader
-
 type invalidError struct {
 	reason string
 	err    error
@@ -263,7 +260,8 @@ func (f *Fanout) plan(m jetstream.Msg) ([]*nats.Msg, error) {
 		nm := nats.NewMsg(streams.ReadySubject(lane, id))
 		nm.Data = body
 		CopyTrace(m.Headers(), nm.Header)
-		nm.Header.Set(jobMsgIDHeader, id+".1")
+		// The dedupe id: a re-run of this event after a crash publishes the same ids.
+		nm.Header.Set(jetstream.MsgIDHeader, id+".1")
 		out = append(out, nm)
 	}
 	f.metrics.JobsCreated.WithLabelValues(lane).Add(float64(len(out)))

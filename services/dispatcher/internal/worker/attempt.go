@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/customertext/webhooks/libs/delivery"
+	"github.com/customertext/webhooks/libs/event"
 	webhooksv1 "github.com/customertext/webhooks/libs/gen/customertext/webhooks/v1"
 	"github.com/customertext/webhooks/libs/streams"
 	"github.com/customertext/webhooks/services/dispatcher/internal/fanout"
@@ -55,7 +56,7 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	case !found || hook.AccountID != job.GetAccountId():
 		// Deleted: nothing to deliver to and nothing to log against.
-		p.metrics.DeliveriesTotal.WithLabelValues(job.GetEventType(), metrics.OutcomeDropped).Inc()
+		p.metrics.DeliveriesTotal.WithLabelValues(eventLabel(job), metrics.OutcomeDropped).Inc()
 		log.Info("webhook no longer exists; dropping delivery", "webhook_id", job.GetWebhookId())
 		p.ack(msg, log)
 		return
@@ -64,7 +65,7 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 		rec.Outcome = webhooksv1.Outcome_OUTCOME_DEAD_LETTERED
 		rec.Error = errWebhookDisabled
 		rec.Payload = job.GetPayload()
-		p.metrics.DeliveriesTotal.WithLabelValues(job.GetEventType(), metrics.OutcomeDropped).Inc()
+		p.metrics.DeliveriesTotal.WithLabelValues(eventLabel(job), metrics.OutcomeDropped).Inc()
 		p.settle(ctx, msg, log, rec, nil)
 		return
 	}
@@ -110,7 +111,7 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 	case res.Succeeded():
 		rec.Outcome = webhooksv1.Outcome_OUTCOME_SUCCEEDED
 		if et := job.GetEventTime(); et != nil {
-			p.metrics.EndToEnd.WithLabelValues(job.GetEventType()).Observe(max(p.now().Sub(et.AsTime()), 0).Seconds())
+			p.metrics.EndToEnd.WithLabelValues(eventLabel(job)).Observe(max(p.now().Sub(et.AsTime()), 0).Seconds())
 		}
 	case res.Gone():
 		rec.Outcome = webhooksv1.Outcome_OUTCOME_DEAD_LETTERED
@@ -139,7 +140,7 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 		outcome = metrics.OutcomeRetrying
 	}
 	if p.settle(ctx, msg, log, rec, sched) {
-		p.metrics.DeliveriesTotal.WithLabelValues(job.GetEventType(), outcome).Inc()
+		p.metrics.DeliveriesTotal.WithLabelValues(eventLabel(job), outcome).Inc()
 		switch outcome {
 		case metrics.OutcomeRetrying:
 			p.metrics.RetriesTotal.Inc()
@@ -246,6 +247,15 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n]
+}
+
+// eventLabel bounds the event_type label to the six known types: a job can come from outside
+// the fan-out (redeliveries).
+func eventLabel(job *webhooksv1.DeliveryJob) string {
+	if event.Known(job.GetEventType()) {
+		return job.GetEventType()
+	}
+	return "unknown"
 }
 
 // unhealthy reports failures that say the endpoint itself is in trouble.
