@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	"github.com/customertext/webhooks/libs/postgres"
-	"github.com/customertext/webhooks/services/messaging/internal/secrets"
+	"github.com/customertext/webhooks/libs/secrets"
 )
 
 // config is the validated configuration of the service.
@@ -26,7 +26,7 @@ type config struct {
 	OTLPEndpoint  string
 	LogLevel      string
 	LogFormat     string
-	// Keys encrypt carrier tokens at rest; nil (no SECRETS_KEYS) stores them unencrypted.
+	// Keys encrypt carrier tokens at rest (SECRETS_KEYS, required).
 	Keys *secrets.Keyring
 }
 
@@ -53,7 +53,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	str(&c.LogLevel, "log-level", "LOG_LEVEL", "info", "log level")
 	str(&c.LogFormat, "log-format", "LOG_FORMAT", "json", "log format: json or text")
 	var keys string
-	str(&keys, "secrets-keys", "SECRETS_KEYS", "", "keys encrypting carrier tokens at rest: <id>:<base64 32 bytes>[,<older-id>:<base64>]; first encrypts")
+	str(&keys, "secrets-keys", "SECRETS_KEYS", "", "keys encrypting carrier tokens at rest (required): <id>:<base64 32 bytes>[,<older-id>:<base64>]; first encrypts")
 	if err := fs.Parse(args); err != nil {
 		return config{}, fmt.Errorf("parse flags: %w", err)
 	}

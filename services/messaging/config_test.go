@@ -5,6 +5,8 @@ import (
 	"testing"
 )
 
+const testKeys = "k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+
 func TestConfig(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -13,13 +15,14 @@ func TestConfig(t *testing.T) {
 		args    []string
 		wantErr string
 	}{
-		{"no token", map[string]string{}, nil, "SERVICE_TOKEN"},
-		{"public url with path", map[string]string{"SERVICE_TOKEN": "x", "PUBLIC_BASE_URL": "https://h/sms"}, nil, "PUBLIC_BASE_URL"},
-		{"public url without scheme", map[string]string{"SERVICE_TOKEN": "x", "PUBLIC_BASE_URL": "h:80"}, nil, "PUBLIC_BASE_URL"},
+		{"no token", map[string]string{"SECRETS_KEYS": testKeys}, nil, "SERVICE_TOKEN"},
+		{"no secrets keys", map[string]string{"SERVICE_TOKEN": "x"}, nil, "SECRETS_KEYS"},
+		{"public url with path", map[string]string{"SERVICE_TOKEN": "x", "SECRETS_KEYS": testKeys, "PUBLIC_BASE_URL": "https://h/sms"}, nil, "PUBLIC_BASE_URL"},
+		{"public url without scheme", map[string]string{"SERVICE_TOKEN": "x", "SECRETS_KEYS": testKeys, "PUBLIC_BASE_URL": "h:80"}, nil, "PUBLIC_BASE_URL"},
 		{"bad secrets keys", map[string]string{"SERVICE_TOKEN": "x", "SECRETS_KEYS": "k1:short"}, nil, "SECRETS_KEYS"},
-		{"bad address", map[string]string{"SERVICE_TOKEN": "x"}, []string{"-http-addr", "nope"}, "HTTP_ADDR"},
-		{"stray argument", map[string]string{"SERVICE_TOKEN": "x"}, []string{"extra"}, "unexpected"},
-		{"defaults", map[string]string{"SERVICE_TOKEN": "x"}, nil, ""},
+		{"bad address", map[string]string{"SERVICE_TOKEN": "x", "SECRETS_KEYS": testKeys}, []string{"-http-addr", "nope"}, "HTTP_ADDR"},
+		{"stray argument", map[string]string{"SERVICE_TOKEN": "x", "SECRETS_KEYS": testKeys}, []string{"extra"}, "unexpected"},
+		{"defaults", map[string]string{"SERVICE_TOKEN": "x", "SECRETS_KEYS": testKeys}, nil, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -32,6 +35,10 @@ func TestConfig(t *testing.T) {
 				want := config{NATSURL: "nats://127.0.0.1:4222", DatabaseURL: cfg.DatabaseURL, GRPCAddr: "127.0.0.1:7102",
 					AdminAddr: "127.0.0.1:7202", HTTPAddr: "127.0.0.1:7302", PublicBaseURL: "http://127.0.0.1:7302",
 					ContactsAddr: "127.0.0.1:7101", ServiceToken: "x", LogLevel: "info", LogFormat: "json"}
+				if cfg.Keys == nil {
+					t.Fatal("got no keyring")
+				}
+				cfg.Keys = nil
 				if cfg != want {
 					t.Errorf("got %+v, want %+v", cfg, want)
 				}

@@ -95,9 +95,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	sandbox := sms.NewSandbox(pool)
-	if cfg.Keys == nil {
-		logger.Warn("SECRETS_KEYS is not set: carrier auth tokens are stored unencrypted (development only)")
-	}
 	svc := app.NewService(adapters.NewStore(pool, tracing, cfg.Keys), adapters.NewContacts(contactsv1.NewContactServiceClient(contactsConn)),
 		sandbox, sandbox, metrics, logger, app.Config{})
 

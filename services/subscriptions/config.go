@@ -11,7 +11,7 @@ import (
 
 	"github.com/customertext/webhooks/libs/postgres"
 	"github.com/customertext/webhooks/libs/ssrf"
-	"github.com/customertext/webhooks/services/subscriptions/internal/secrets"
+	"github.com/customertext/webhooks/libs/secrets"
 )
 
 // config is the validated service configuration.

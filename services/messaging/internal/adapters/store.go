@@ -15,11 +15,11 @@ import (
 	"github.com/customertext/webhooks/libs/event"
 	"github.com/customertext/webhooks/libs/outbox"
 	"github.com/customertext/webhooks/libs/postgres"
+	"github.com/customertext/webhooks/libs/secrets"
 	"github.com/customertext/webhooks/libs/sms"
 	"github.com/customertext/webhooks/libs/telemetry"
 	"github.com/customertext/webhooks/services/messaging/internal/app"
 	"github.com/customertext/webhooks/services/messaging/internal/domain"
-	"github.com/customertext/webhooks/services/messaging/internal/secrets"
 )
 
 // Schema is messaging's PostgreSQL schema.
@@ -47,7 +47,7 @@ type Store struct {
 }
 
 // NewStore returns a store; tracing carries the caller's trace into the events' headers; keys
-// encrypt carrier tokens at rest (nil stores them unencrypted).
+// encrypt carrier tokens at rest.
 func NewStore(pool *pgxpool.Pool, tracing *telemetry.Tracing, keys *secrets.Keyring) *Store {
 	return &Store{pool: pool, tracing: tracing, keys: keys}
 }

@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"errors"
+	"github.com/customertext/webhooks/libs/secrets"
 	"io"
 	"log/slog"
 	"sync"
@@ -85,7 +86,7 @@ func newFixture(t *testing.T, provider func(*sms.Sandbox) sms.Provider) fixture 
 	}
 	t.Cleanup(func() { conn.Close() })
 	sandbox := sms.NewSandbox(pool)
-	svc := app.NewService(adapters.NewStore(pool, tr, nil), adapters.NewContacts(contactsv1.NewContactServiceClient(conn)),
+	svc := app.NewService(adapters.NewStore(pool, tr, testKeyring(t)), adapters.NewContacts(contactsv1.NewContactServiceClient(conn)),
 		provider(sandbox), sandbox, nopMetrics{}, slog.New(slog.NewTextHandler(io.Discard, nil)), app.Config{})
 	if err := svc.RegisterNumber(ctx, acct, number, token); err != nil {
 		t.Fatalf("register: %v", err)
@@ -267,4 +268,13 @@ func TestUnsignedRequestChangesNothing(t *testing.T) {
 	if n := len(f.contacts.Created()); n != 0 || len(f.outboxEvents(t)) != 0 {
 		t.Errorf("got %d contacts and events %v, want none", n, f.outboxEvents(t))
 	}
+}
+
+func testKeyring(t *testing.T) *secrets.Keyring {
+	t.Helper()
+	kr, err := secrets.ParseKeys("k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kr
 }

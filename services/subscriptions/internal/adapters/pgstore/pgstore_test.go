@@ -13,7 +13,7 @@ import (
 	"github.com/customertext/webhooks/libs/pgtest"
 	"github.com/customertext/webhooks/libs/postgres"
 	"github.com/customertext/webhooks/services/subscriptions/internal/domain"
-	"github.com/customertext/webhooks/services/subscriptions/internal/secrets"
+	"github.com/customertext/webhooks/libs/secrets"
 )
 
 func newStore(t *testing.T) (*Store, *pgxpool.Pool) {

@@ -14,7 +14,7 @@ import (
 
 	"github.com/customertext/webhooks/libs/postgres"
 	"github.com/customertext/webhooks/services/subscriptions/internal/domain"
-	"github.com/customertext/webhooks/services/subscriptions/internal/secrets"
+	"github.com/customertext/webhooks/libs/secrets"
 )
 
 // Schema is the service's PostgreSQL schema.

@@ -1,6 +1,7 @@
-// Package secrets encrypts webhook secrets at rest with AES-256-GCM. A Keyring holds one or more
-// keys, each with an id: the first encrypts, every key decrypts, and the key id is stored with
-// each ciphertext, so keys can be rotated without rewriting the data at once.
+// Package secrets encrypts secrets at rest (webhook signing secrets and auth values, carrier auth
+// tokens) with AES-256-GCM. A Keyring holds one or more keys, each with an id: the first encrypts,
+// every key decrypts, and the key id is stored with each ciphertext, so keys can be rotated without
+// rewriting the data at once.
 package secrets
 
 import (
