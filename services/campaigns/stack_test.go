@@ -19,13 +19,13 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/customertext/webhooks/libs/auth"
+	"github.com/customertext/webhooks/libs/contactstest"
 	"github.com/customertext/webhooks/libs/event"
 	campaignsv1 "github.com/customertext/webhooks/libs/gen/customertext/campaigns/v1"
 	"github.com/customertext/webhooks/libs/natsserver"
 	"github.com/customertext/webhooks/libs/pgtest"
 	"github.com/customertext/webhooks/libs/postgres"
 	"github.com/customertext/webhooks/libs/streams"
-	"github.com/customertext/webhooks/services/campaigns/internal/contactsfake"
 )
 
 const (
@@ -57,7 +57,7 @@ type deps struct {
 	t            *testing.T
 	natsURL      string
 	dbURL        string
-	contacts     *contactsfake.Server
+	contacts     *contactstest.Server
 	contactsAddr string
 	js           jetstream.JetStream
 	db           *pgxpool.Pool
@@ -78,10 +78,10 @@ func newDepsWith(t *testing.T, startContacts func(t *testing.T, natsURL, dbURL s
 	}
 	t.Cleanup(ns.Shutdown)
 	dbURL := pgtest.NewDatabase(t)
-	var contacts *contactsfake.Server
+	var contacts *contactstest.Server
 	var addr string
 	if startContacts == nil {
-		contacts, addr = contactsfake.Start(t, testToken)
+		contacts, addr = contactstest.Start(t, testToken)
 	} else {
 		addr = startContacts(t, ns.ClientURL(), dbURL)
 	}

@@ -13,10 +13,10 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/customertext/webhooks/libs/contactstest"
 	"github.com/customertext/webhooks/libs/event"
 	messagingv1 "github.com/customertext/webhooks/libs/gen/customertext/messaging/v1"
 	"github.com/customertext/webhooks/services/messaging/internal/carrier"
-	"github.com/customertext/webhooks/services/messaging/internal/contactsfake"
 	"github.com/customertext/webhooks/services/messaging/internal/domain"
 )
 
@@ -42,7 +42,7 @@ func TestInboundMessageEndToEnd(t *testing.T) {
 	if code != 200 || body != twimlEmpty {
 		t.Fatalf("got %d %q, want 200 %q", code, body, twimlEmpty)
 	}
-	if diff := cmp.Diff([]contactsfake.Created{{AccountID: acct, Phone: janePhone, Source: "inbound"}}, s.contacts.Created()); diff != "" {
+	if diff := cmp.Diff([]contactstest.Created{{AccountID: acct, Phone: janePhone, Source: "inbound"}}, s.contacts.Created()); diff != "" {
 		t.Errorf("created contacts (-want +got):\n%s", diff)
 	}
 	c, _ := s.contacts.Contact(acct, janePhone)
@@ -185,7 +185,7 @@ func TestKeywordOptInEndToEnd(t *testing.T) {
 			t.Fatalf("JOIN from %s: got %d, want 200", tc.from, code)
 		}
 	}
-	if diff := cmp.Diff([]contactsfake.Created{{AccountID: acct, Phone: janePhone, Source: "keyword_optin", Keyword: "JOIN"}}, s.contacts.Created()); diff != "" {
+	if diff := cmp.Diff([]contactstest.Created{{AccountID: acct, Phone: janePhone, Source: "keyword_optin", Keyword: "JOIN"}}, s.contacts.Created()); diff != "" {
 		t.Errorf("created contacts (-want +got):\n%s", diff)
 	}
 	jane, _ := s.contacts.Contact(acct, janePhone)

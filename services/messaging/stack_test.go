@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/customertext/webhooks/libs/auth"
+	"github.com/customertext/webhooks/libs/contactstest"
 	"github.com/customertext/webhooks/libs/event"
 	messagingv1 "github.com/customertext/webhooks/libs/gen/customertext/messaging/v1"
 	"github.com/customertext/webhooks/libs/natsserver"
@@ -29,7 +30,6 @@ import (
 	"github.com/customertext/webhooks/libs/postgres"
 	"github.com/customertext/webhooks/libs/streams"
 	"github.com/customertext/webhooks/services/messaging/internal/carrier"
-	"github.com/customertext/webhooks/services/messaging/internal/contactsfake"
 )
 
 const (
@@ -61,7 +61,7 @@ func (b *syncBuffer) String() string {
 // nats-server and the fake contacts service over real gRPC.
 type stack struct {
 	t        *testing.T
-	contacts *contactsfake.Server
+	contacts *contactstest.Server
 	js       jetstream.JetStream
 	db       *pgxpool.Pool
 	client   messagingv1.MessagingServiceClient
@@ -130,10 +130,10 @@ func startStackWith(t *testing.T, opts stackOptions) *stack {
 		}
 	}
 	dbURL := pgtest.NewDatabase(t)
-	var contacts *contactsfake.Server
+	var contacts *contactstest.Server
 	var contactsAddr string
 	if opts.contacts == nil {
-		contacts, contactsAddr = contactsfake.Start(t, testToken)
+		contacts, contactsAddr = contactstest.Start(t, testToken)
 	} else {
 		contactsAddr = opts.contacts(t, natsURL, dbURL)
 	}

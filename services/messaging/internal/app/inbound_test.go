@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/customertext/webhooks/libs/auth"
+	"github.com/customertext/webhooks/libs/contactstest"
 	"github.com/customertext/webhooks/libs/event"
 	contactsv1 "github.com/customertext/webhooks/libs/gen/customertext/contacts/v1"
 	"github.com/customertext/webhooks/libs/pgtest"
@@ -24,7 +25,6 @@ import (
 	"github.com/customertext/webhooks/libs/telemetry"
 	"github.com/customertext/webhooks/services/messaging/internal/adapters"
 	"github.com/customertext/webhooks/services/messaging/internal/app"
-	"github.com/customertext/webhooks/services/messaging/internal/contactsfake"
 	"github.com/customertext/webhooks/services/messaging/internal/domain"
 )
 
@@ -58,7 +58,7 @@ type fixture struct {
 	svc      *app.Service
 	pool     *pgxpool.Pool
 	sandbox  *sms.Sandbox
-	contacts *contactsfake.Server
+	contacts *contactstest.Server
 }
 
 // newFixture wires the real store on a fresh database and the fake contacts service over real
@@ -79,7 +79,7 @@ func newFixture(t *testing.T, provider func(*sms.Sandbox) sms.Provider) fixture 
 	if err != nil {
 		t.Fatalf("tracing: %v", err)
 	}
-	fake, addr := contactsfake.Start(t, "svc")
+	fake, addr := contactstest.Start(t, "svc")
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(auth.Bearer("svc")))
 	if err != nil {
 		t.Fatalf("client: %v", err)

@@ -1,7 +1,7 @@
-// Package contactsfake is an in-memory ContactService served over real gRPC, for tests of the
+// Package contactstest is an in-memory ContactService served over real gRPC, for tests of the
 // services that call contacts. It checks the service credential like the real service and
 // records how each contact was created.
-package contactsfake
+package contactstest
 
 import (
 	"context"
