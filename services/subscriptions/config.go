@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/customertext/webhooks/libs/postgres"
-	"github.com/customertext/webhooks/libs/ssrf"
 	"github.com/customertext/webhooks/libs/secrets"
+	"github.com/customertext/webhooks/libs/ssrf"
 )
 
 // config is the validated service configuration.

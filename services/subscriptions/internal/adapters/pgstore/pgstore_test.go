@@ -12,8 +12,8 @@ import (
 
 	"github.com/customertext/webhooks/libs/pgtest"
 	"github.com/customertext/webhooks/libs/postgres"
-	"github.com/customertext/webhooks/services/subscriptions/internal/domain"
 	"github.com/customertext/webhooks/libs/secrets"
+	"github.com/customertext/webhooks/services/subscriptions/internal/domain"
 )
 
 func newStore(t *testing.T) (*Store, *pgxpool.Pool) {

@@ -13,8 +13,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/customertext/webhooks/libs/postgres"
-	"github.com/customertext/webhooks/services/subscriptions/internal/domain"
 	"github.com/customertext/webhooks/libs/secrets"
+	"github.com/customertext/webhooks/services/subscriptions/internal/domain"
 )
 
 // Schema is the service's PostgreSQL schema.
