@@ -23,13 +23,15 @@ type Config struct {
 	OpenFor    time.Duration
 	MaxOpenFor time.Duration
 	// BusyWait is how long a job may wait for a slot of an endpoint at its cap before it is
-	// rescheduled; at most MaxConcurrent jobs wait per endpoint, so a hanging endpoint holds at
-	// most 2×MaxConcurrent worker slots. Default 500 ms.
-	BusyWait time.Duration
-	// BusyDelay is the base delay for a job refused because its endpoint is at its cap;
-	// default 2 s (the actual delay is spread over [BusyDelay, 2×BusyDelay)).
-	BusyDelay time.Duration
+	// rescheduled; default 5 s. At most MaxWaiting jobs wait per endpoint (default
+	// 4×MaxConcurrent), and only with the caller's consent (see Acquire).
+	BusyWait   time.Duration
+	MaxWaiting int
 }
+
+// scheduleTick is how coarsely nats-server fires message schedules (it runs its timer at most
+// every 250 ms): deferred jobs come back in bursts of one tick.
+const scheduleTick = 250 * time.Millisecond
 
 // Reasons a job is deferred.
 const (
@@ -54,6 +56,10 @@ type state struct {
 	openUntil time.Time
 	probing   bool
 	waiting   int
+	// avgDur is a moving average of request durations; deferTail is when the last job deferred
+	// for this busy endpoint is due. Together they pace deferred jobs at the endpoint's rate.
+	avgDur    time.Duration
+	deferTail time.Time
 	// freed is closed (and replaced) whenever a slot is released.
 	freed chan struct{}
 }
@@ -73,10 +79,10 @@ func New(cfg Config) *Guard {
 		cfg.MaxOpenFor = max(5*time.Minute, cfg.OpenFor)
 	}
 	if cfg.BusyWait <= 0 {
-		cfg.BusyWait = 500 * time.Millisecond
+		cfg.BusyWait = 5 * time.Second
 	}
-	if cfg.BusyDelay <= 0 {
-		cfg.BusyDelay = 2 * time.Second
+	if cfg.MaxWaiting <= 0 {
+		cfg.MaxWaiting = 4 * cfg.MaxConcurrent
 	}
 	return &Guard{cfg: cfg, hosts: map[string]*state{}, now: time.Now, rnd: rand.Float64}
 }
@@ -86,12 +92,15 @@ type Permit struct {
 	g     *Guard
 	host  string
 	probe bool
+	start time.Time
 }
 
-// Acquire asks to send a request to host, waiting up to BusyWait for a slot when the endpoint
-// is at its cap. When refused, wait is how long the job should be rescheduled for and reason
-// says why.
-func (g *Guard) Acquire(ctx context.Context, host string) (p Permit, ok bool, wait time.Duration, reason string) {
+// Acquire asks to send a request to host. When the endpoint is at its cap it may wait up to
+// BusyWait for a slot: mayWait is called (without locks held) just before the first wait and
+// can refuse it (nil always refuses); the worker uses it to give back its worker slot, so jobs
+// waiting for a busy endpoint never hold capacity other endpoints need. When refused, wait is
+// how long the job should be rescheduled for and reason says why.
+func (g *Guard) Acquire(ctx context.Context, host string, mayWait func() bool) (p Permit, ok bool, wait time.Duration, reason string) {
 	var deadline <-chan time.Time
 	waited := false
 	g.mu.Lock()
@@ -107,9 +116,17 @@ func (g *Guard) Acquire(ctx context.Context, host string) (p Permit, ok bool, wa
 		if !waited {
 			g.hosts[host].waiting++
 			waited = true
+			g.mu.Unlock()
+			if mayWait == nil || !mayWait() {
+				g.mu.Lock()
+				g.hosts[host].waiting--
+				return Permit{}, false, g.busyDelayLocked(host), reason
+			}
 			t := time.NewTimer(g.cfg.BusyWait)
 			defer t.Stop()
 			deadline = t.C
+			g.mu.Lock()
+			continue // the slot may have been freed meanwhile
 		}
 		g.mu.Unlock()
 		select {
@@ -121,7 +138,7 @@ func (g *Guard) Acquire(ctx context.Context, host string) (p Permit, ok bool, wa
 		}
 		g.mu.Lock()
 		g.hosts[host].waiting--
-		return Permit{}, false, g.busyDelay(), ReasonEndpointBusy
+		return Permit{}, false, g.busyDelayLocked(host), ReasonEndpointBusy
 	}
 }
 
@@ -145,20 +162,38 @@ func (g *Guard) tryLocked(host string, waiter bool) (p Permit, ok bool, wait tim
 		probe = true
 	}
 	if s.inFlight >= g.cfg.MaxConcurrent {
-		if !waiter && s.waiting >= g.cfg.MaxConcurrent {
-			return Permit{}, false, g.busyDelay(), ReasonEndpointBusy, nil
+		if !waiter && s.waiting >= g.cfg.MaxWaiting {
+			return Permit{}, false, g.busyDelayLocked(host), ReasonEndpointBusy, nil
 		}
-		return Permit{}, false, g.busyDelay(), ReasonEndpointBusy, s.freed
+		return Permit{}, false, 0, ReasonEndpointBusy, s.freed
 	}
 	if probe {
 		s.probing = true
 	}
 	s.inFlight++
-	return Permit{g: g, host: host, probe: probe}, true, 0, "", nil
+	return Permit{g: g, host: host, probe: probe, start: now}, true, 0, "", nil
 }
 
-func (g *Guard) busyDelay() time.Duration {
-	return g.cfg.BusyDelay + time.Duration(g.rnd()*float64(g.cfg.BusyDelay))
+// busyDelayLocked books the next place in the endpoint's queue of deferred jobs: jobs are
+// spaced by what the endpoint absorbs (MaxConcurrent requests per average duration, and no
+// more than the local slots and waiters can take per schedule tick), so they come back when
+// there is room instead of all at once.
+func (g *Guard) busyDelayLocked(host string) time.Duration {
+	s := g.hosts[host]
+	now := g.now()
+	perJob := scheduleTick / time.Duration(g.cfg.MaxConcurrent+g.cfg.MaxWaiting)
+	if s.avgDur > 0 {
+		perJob = max(perJob, s.avgDur/time.Duration(g.cfg.MaxConcurrent))
+	}
+	at := now.Add(scheduleTick)
+	if s.deferTail.After(at) {
+		at = s.deferTail
+	}
+	if limit := now.Add(g.cfg.MaxOpenFor); at.After(limit) {
+		at = limit
+	}
+	s.deferTail = at.Add(perJob)
+	return at.Sub(now)
 }
 
 // Done releases the slot and feeds the breaker. unhealthy is true for failures that say the
@@ -176,6 +211,11 @@ func (p Permit) Done(unhealthy bool) {
 		return
 	}
 	s.inFlight--
+	if d := g.now().Sub(p.start); s.avgDur == 0 {
+		s.avgDur = d
+	} else {
+		s.avgDur += (d - s.avgDur) / 5
+	}
 	close(s.freed)
 	s.freed = make(chan struct{})
 	if p.probe {
@@ -199,7 +239,7 @@ func (p Permit) Done(unhealthy bool) {
 			s.openUntil = g.now().Add(s.openFor)
 		}
 	}
-	if s.inFlight == 0 && s.waiting == 0 && !s.open && s.failures == 0 {
+	if s.inFlight == 0 && s.waiting == 0 && !s.open && s.failures == 0 && !s.deferTail.After(g.now()) {
 		delete(g.hosts, p.host) // forget healthy idle endpoints
 	}
 }

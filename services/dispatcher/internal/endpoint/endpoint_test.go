@@ -8,6 +8,8 @@ import (
 	"go.uber.org/goleak"
 )
 
+func yes() bool { return true }
+
 type clock struct{ t time.Time }
 
 func (c *clock) now() time.Time          { return c.t }
@@ -23,7 +25,7 @@ func newTestGuard(cfg Config) (*Guard, *clock) {
 
 func mustAcquire(t *testing.T, g *Guard, host string) Permit {
 	t.Helper()
-	p, ok, _, reason := g.Acquire(context.Background(), host)
+	p, ok, _, reason := g.Acquire(context.Background(), host, yes)
 	if !ok {
 		t.Fatalf("acquire %s: refused (%s), want granted", host, reason)
 	}
@@ -32,20 +34,38 @@ func mustAcquire(t *testing.T, g *Guard, host string) Permit {
 
 func TestCapRefusesBeyondMaxConcurrent(t *testing.T) {
 	t.Parallel()
-	g, _ := newTestGuard(Config{MaxConcurrent: 2, BusyWait: time.Millisecond, BusyDelay: 2 * time.Second})
+	g, clk := newTestGuard(Config{MaxConcurrent: 2, MaxWaiting: 2, BusyWait: time.Millisecond})
 	p1 := mustAcquire(t, g, "a:443")
 	mustAcquire(t, g, "a:443")
-	_, ok, wait, reason := g.Acquire(context.Background(), "a:443")
+	_, ok, wait, reason := g.Acquire(context.Background(), "a:443", yes)
 	if ok || reason != ReasonEndpointBusy {
 		t.Fatalf("third acquire: got ok=%v reason=%q, want refused %q", ok, reason, ReasonEndpointBusy)
 	}
-	if wait < 2*time.Second || wait >= 4*time.Second {
-		t.Errorf("busy delay: got %s, want within [2s, 4s)", wait)
+	if wait < scheduleTick {
+		t.Errorf("busy delay: got %s, want >= %s", wait, scheduleTick)
+	}
+	// A caller that may not wait is refused at once.
+	if _, ok, _, reason := g.Acquire(context.Background(), "a:443", func() bool { return false }); ok || reason != ReasonEndpointBusy {
+		t.Fatalf("acquire without waiting: got ok=%v reason=%q, want refused %q", ok, reason, ReasonEndpointBusy)
 	}
 	// Another endpoint is unaffected.
 	mustAcquire(t, g, "b:443")
-	p1.Done(false)
+	clk.advance(time.Second)
+	p1.Done(false) // took 1s: the endpoint absorbs 2 requests a second
 	mustAcquire(t, g, "a:443")
+
+	// Deferred jobs are paced at that rate, not sent back all at once.
+	var last time.Duration
+	for i := range 5 {
+		_, ok, wait, _ := g.Acquire(context.Background(), "a:443", nil)
+		if ok {
+			t.Fatalf("deferral %d: granted, want refused", i)
+		}
+		if i > 0 && wait-last != 500*time.Millisecond {
+			t.Errorf("deferral %d: spacing got %s, want 500ms", i, wait-last)
+		}
+		last = wait
+	}
 }
 
 func TestWaiterGetsReleasedSlot(t *testing.T) {
@@ -54,7 +74,7 @@ func TestWaiterGetsReleasedSlot(t *testing.T) {
 	p := mustAcquire(t, g, "a:443")
 	got := make(chan bool, 1)
 	go func() {
-		p2, ok, _, _ := g.Acquire(context.Background(), "a:443")
+		p2, ok, _, _ := g.Acquire(context.Background(), "a:443", yes)
 		if ok {
 			p2.Done(false)
 		}
@@ -86,7 +106,7 @@ func TestWaiterGivesUpWhenContextEnds(t *testing.T) {
 	mustAcquire(t, g, "a:443")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, ok, _, reason := g.Acquire(ctx, "a:443")
+	_, ok, _, reason := g.Acquire(ctx, "a:443", yes)
 	if ok || reason != ReasonEndpointBusy {
 		t.Errorf("got ok=%v reason=%q, want refused %q", ok, reason, ReasonEndpointBusy)
 	}
@@ -126,7 +146,7 @@ func TestCircuitBreaker(t *testing.T) {
 	var probe Permit
 	for _, st := range steps {
 		clk.advance(st.advance)
-		p, ok, wait, reason := g.Acquire(context.Background(), host)
+		p, ok, wait, reason := g.Acquire(context.Background(), host, yes)
 		if ok != st.wantOK || reason != st.wantReason {
 			t.Fatalf("%s: got ok=%v reason=%q, want ok=%v reason=%q", st.name, ok, reason, st.wantOK, st.wantReason)
 		}
@@ -139,7 +159,7 @@ func TestCircuitBreaker(t *testing.T) {
 	}
 	// The probe fails: open again for twice as long.
 	probe.Done(true)
-	_, ok, wait, _ := g.Acquire(context.Background(), host)
+	_, ok, wait, _ := g.Acquire(context.Background(), host, yes)
 	if ok || wait < 20*time.Second {
 		t.Fatalf("after a failed probe: got ok=%v wait=%s, want refused for >= 20s", ok, wait)
 	}

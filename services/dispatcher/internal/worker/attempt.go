@@ -28,8 +28,9 @@ import (
 const errWebhookDisabled = "webhook is disabled; not delivered (redeliver after enabling it)"
 
 // handle processes one ready job. Every path ends in exactly one of: ack (after the durable
-// follow-up is stored), nak (redelivered) or term (not a job).
-func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
+// follow-up is stored), nak (redelivered) or term (not a job). release gives the job's worker
+// slot back early (idempotent).
+func (p *Pool) handle(ctx context.Context, msg jetstream.Msg, release func()) {
 	lane := LaneOf(msg.Subject())
 	if meta, err := msg.Metadata(); err == nil {
 		p.metrics.QueueWait.WithLabelValues(lane).Observe(max(p.now().Sub(meta.Timestamp), 0).Seconds())
@@ -70,7 +71,21 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 
-	permit, ok, wait, reason := p.guard.Acquire(ctx, hook.Host)
+	parked := false
+	permit, ok, wait, reason := p.guard.Acquire(ctx, hook.Host, func() bool {
+		// Wait for the busy endpoint without a worker slot, if the parking has room.
+		select {
+		case p.parking <- struct{}{}:
+			parked = true
+			release()
+			return true
+		default:
+			return false
+		}
+	})
+	if parked {
+		<-p.parking
+	}
 	if !ok {
 		p.deferJob(ctx, msg, job, lane, wait, reason)
 		return

@@ -41,7 +41,9 @@ type Tracer interface {
 
 // Config tunes a Pool.
 type Config struct {
-	// Concurrency is the number of jobs processed at once by this replica.
+	// Concurrency is the number of worker slots of this replica: jobs being processed, except
+	// those waiting for a slot of a busy endpoint, which give theirs back (at most Concurrency
+	// of them wait).
 	Concurrency int
 	// FetchBatch is the most jobs pulled in one request (never more than free slots).
 	FetchBatch int
@@ -61,8 +63,10 @@ type Config struct {
 
 // Pool is the delivery worker pool of one replica.
 type Pool struct {
-	js      jetstream.JetStream
-	lanes   []jetstream.Consumer
+	js    jetstream.JetStream
+	lanes []jetstream.Consumer
+	// parking bounds the jobs waiting for a busy endpoint after giving back their worker slot.
+	parking chan struct{}
 	sender  Sender
 	hooks   Webhooks
 	guard   *endpoint.Guard
@@ -105,7 +109,7 @@ func New(js jetstream.JetStream, lanes []jetstream.Consumer, sender Sender, hook
 	if cfg.PublishTimeout <= 0 {
 		cfg.PublishTimeout = 10 * time.Second
 	}
-	return &Pool{js: js, lanes: lanes, sender: sender, hooks: hooks, guard: guard, tracer: tracer, metrics: m,
+	return &Pool{js: js, lanes: lanes, parking: make(chan struct{}, cfg.Concurrency), sender: sender, hooks: hooks, guard: guard, tracer: tracer, metrics: m,
 		logger: logger.With("component", "delivery"), cfg: cfg, now: time.Now}, nil
 }
 
@@ -140,10 +144,12 @@ func (p *Pool) Run(ctx context.Context) error {
 		got, err := p.pull(n, round, func(msg jetstream.Msg) {
 			wg.Add(1)
 			p.metrics.InFlight.Inc()
+			var once sync.Once
+			release := func() { once.Do(func() { <-slots; p.metrics.InFlight.Dec() }) }
 			go func() {
 				defer wg.Done()
-				defer func() { <-slots; p.metrics.InFlight.Dec() }()
-				p.handle(work, msg)
+				defer release()
+				p.handle(work, msg, release)
 			}()
 		})
 		for range n - got {
@@ -180,7 +186,10 @@ func (p *Pool) Run(ctx context.Context) error {
 const bulkShare = 10
 
 // pull fetches up to n jobs, preferring earlier lanes, and hands each to start. When no lane
-// has anything ready it waits up to a second on the first lane.
+// has anything ready it waits for the first job of the preferred lane (a second at most with one
+// lane, a quarter of a second with several so later lanes are looked at again soon), then
+// returns so the caller fetches the rest without waiting: a Fetch that waited for a whole batch
+// would leave free slots idle while jobs trickle in (schedules firing).
 func (p *Pool) pull(n, round int, start func(jetstream.Msg)) (int, error) {
 	order := p.lanes
 	if len(order) > 1 && round%bulkShare == 0 {
@@ -194,28 +203,23 @@ func (p *Pool) pull(n, round int, start func(jetstream.Msg)) (int, error) {
 		}
 		return batch.Error()
 	}
-	if len(p.lanes) > 1 {
-		for _, c := range order {
-			batch, err := c.FetchNoWait(n)
-			if err == nil {
-				err = consume(batch)
-			}
-			if err != nil && !errors.Is(err, nats.ErrTimeout) {
-				return got, err
-			}
-			if got > 0 {
-				return got, nil
-			}
-		}
-		// Nothing ready anywhere: wait briefly on the preferred lane so bulk jobs arriving
-		// meanwhile are not delayed long.
-		batch, err := p.lanes[0].Fetch(n, jetstream.FetchMaxWait(250*time.Millisecond))
+	for _, c := range order {
+		batch, err := c.FetchNoWait(n)
 		if err == nil {
 			err = consume(batch)
 		}
-		return got, err
+		if err != nil && !errors.Is(err, nats.ErrTimeout) {
+			return got, err
+		}
+		if got > 0 {
+			return got, nil
+		}
 	}
-	batch, err := p.lanes[0].Fetch(n, jetstream.FetchMaxWait(time.Second))
+	wait := time.Second
+	if len(p.lanes) > 1 {
+		wait = 250 * time.Millisecond
+	}
+	batch, err := p.lanes[0].Fetch(1, jetstream.FetchMaxWait(wait))
 	if err == nil {
 		err = consume(batch)
 	}
