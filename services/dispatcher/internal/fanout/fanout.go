@@ -81,11 +81,17 @@ func (f *Fanout) Run(ctx context.Context) error {
 		defer close(msgs)
 		for {
 			m, err := it.Next()
-			if err != nil {
-				if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-					f.logger.Error("fanout: next message", "error", err)
-				}
+			switch {
+			case errors.Is(err, jetstream.ErrMsgIteratorClosed):
 				return
+			case err != nil:
+				// Heartbeats missed, reconnects, timeouts: the iterator carries on.
+				f.logger.Warn("fanout: next message", "error", err)
+				select {
+				case <-ctx.Done():
+				case <-time.After(100 * time.Millisecond):
+				}
+				continue
 			}
 			msgs <- m
 		}
@@ -99,6 +105,11 @@ func (f *Fanout) Run(ctx context.Context) error {
 	for {
 		m, ok := <-msgs
 		if !ok {
+			if ctx.Err() == nil {
+				// Closed underneath us (consumer deleted, connection closed): let the process
+				// restart rather than silently stop fanning out.
+				return errors.New("fanout: event iterator closed unexpectedly")
+			}
 			return nil
 		}
 		batch := []jetstream.Msg{m}
