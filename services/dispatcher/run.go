@@ -108,9 +108,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		index.SyncConfig{ResyncInterval: cfg.ResyncInterval})
 
 	sender, err := delivery.NewSender(delivery.Config{
-		Guard:           ssrf.New(cfg.SSRFAllow),
-		UserAgent:       "CustomerText-Webhooks/" + cfg.Version,
-		MaxConnsPerHost: cfg.PerEndpoint,
+		Guard:     ssrf.New(cfg.SSRFAllow),
+		UserAgent: "CustomerText-Webhooks/" + cfg.Version,
+		// The per-endpoint cap (per webhook URL) is the guard's; one host may serve many
+		// endpoints (Zapier, Make), so the transport may use the replica's whole concurrency on it.
+		MaxConnsPerHost: cfg.Concurrency,
 		Propagator:      tracing.Propagator,
 	})
 	if err != nil {

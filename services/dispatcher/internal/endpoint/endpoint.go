@@ -1,7 +1,7 @@
 // Package endpoint protects customers' endpoints and the dispatcher's capacity from each other:
-// a cap on concurrent requests per endpoint (host:port) and a circuit breaker per endpoint. A job
-// that may not go now is told how long to wait; the caller reschedules it instead of holding a
-// worker slot.
+// a cap on concurrent requests per endpoint (a webhook URL: scheme, host and path) and a circuit
+// breaker per endpoint. A job that may not go now is told how long to wait; the caller
+// reschedules it instead of holding a worker slot.
 package endpoint
 
 import (

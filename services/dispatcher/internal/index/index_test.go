@@ -14,7 +14,7 @@ import (
 )
 
 func hook(id, account string, version int64, enabled bool, types ...string) Webhook {
-	return Webhook{ID: id, AccountID: account, URL: "https://x.example/" + id, Host: "x.example",
+	return Webhook{ID: id, AccountID: account, URL: "https://x.example/" + id, Endpoint: "https://x.example/" + id,
 		EventTypes: types, Enabled: enabled, Version: version}
 }
 
@@ -128,8 +128,13 @@ func TestFromProto(t *testing.T) {
 	if err != nil {
 		t.Fatalf("valid config: %v", err)
 	}
-	if w.Host != "hooks.example.com:8443" || w.Timeout != 3*time.Second || w.Version != 7 {
-		t.Errorf("got host %q timeout %s version %d", w.Host, w.Timeout, w.Version)
+	if w.Endpoint != "https://hooks.example.com:8443/x" || w.Timeout != 3*time.Second || w.Version != 7 {
+		t.Errorf("got endpoint %q timeout %s version %d", w.Endpoint, w.Timeout, w.Version)
+	}
+	withQuery := valid()
+	withQuery.Url = "https://hooks.example.com:8443/x?zap=1"
+	if w2, err := FromProto(withQuery); err != nil || w2.Endpoint != w.Endpoint {
+		t.Errorf("a query string is not part of the endpoint: got %q (%v), want %q", w2.Endpoint, err, w.Endpoint)
 	}
 	if n := len(w.SigningSecrets(now)); n != 2 {
 		t.Errorf("signing secrets during the overlap: got %d, want 2", n)

@@ -27,8 +27,10 @@ type Webhook struct {
 	ID        string
 	AccountID string
 	URL       string
-	// Host is the endpoint (host:port) that per-endpoint limits and circuit breakers key on.
-	Host            string
+	// Endpoint is what per-endpoint limits and circuit breakers key on: the URL's scheme, host
+	// (with port) and path, without query. Two customers behind one shared host (Zapier, Make)
+	// are two endpoints: one's failures must not open the other's circuit.
+	Endpoint        string
 	EventTypes      []string
 	Enabled         bool
 	Secrets         []Secret
@@ -59,7 +61,7 @@ func FromProto(c *webhooksv1.WebhookConfig) (Webhook, error) {
 		ID:              c.GetId(),
 		AccountID:       c.GetAccountId(),
 		URL:             c.GetUrl(),
-		Host:            u.Host,
+		Endpoint:        u.Scheme + "://" + u.Host + u.EscapedPath(),
 		EventTypes:      slices.Clone(c.GetEventTypes()),
 		Enabled:         c.GetEnabled(),
 		AuthHeaderName:  c.GetAuthHeaderName(),

@@ -72,7 +72,7 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg, release func()) {
 	}
 
 	parked := false
-	permit, ok, wait, reason := p.guard.Acquire(ctx, hook.Host, func() bool {
+	permit, ok, wait, reason := p.guard.Acquire(ctx, hook.Endpoint, func() bool {
 		// Wait for the busy endpoint without a worker slot, if the parking has room.
 		select {
 		case p.parking <- struct{}{}:
