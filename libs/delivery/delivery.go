@@ -89,6 +89,9 @@ func NewSender(cfg Config) (*Sender, error) {
 	}, nil
 }
 
+// Close drops idle keep-alive connections; call it at shutdown.
+func (s *Sender) Close() { s.client.CloseIdleConnections() }
+
 // Request is one attempt.
 type Request struct {
 	URL string

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,8 +32,12 @@ const (
 const (
 	// FanoutConsumer reads Events in the dispatcher and writes delivery jobs.
 	FanoutConsumer = "fanout"
-	// DeliveryConsumer reads ready jobs in the dispatcher's delivery workers.
+	// DeliveryConsumer reads ready jobs of the default lane (deliveries.ready.default.>) in the
+	// dispatcher's delivery workers.
 	DeliveryConsumer = "delivery-workers"
+	// DeliveryBulkConsumer reads ready jobs of the bulk lane (deliveries.ready.bulk.>): accounts
+	// over their fair share. No consumer may cover deliveries.sched.>.
+	DeliveryBulkConsumer = "delivery-workers-bulk"
 	// AttemptLogConsumer reads Attempts in the subscription service.
 	AttemptLogConsumer = "attempt-log"
 )
@@ -83,7 +88,9 @@ func AttemptSubject(accountID string) string {
 
 // Config tunes the topology; the zero value is the production default.
 type Config struct {
-	// Replicas of each stream; 1 for a single server, 3 in a cluster.
+	// Replicas of each stream: 3 in a cluster. Zero keeps an existing stream's replica count (1
+	// when creating), so services that do not own this setting never scale a stream down; the
+	// dispatcher applies STREAM_REPLICAS.
 	Replicas int
 	// EventsMaxAge bounds how long events are kept for replay. Default 7 days.
 	EventsMaxAge time.Duration
@@ -91,9 +98,6 @@ type Config struct {
 
 // StreamConfigs returns the stream configurations Ensure applies.
 func StreamConfigs(cfg Config) []jetstream.StreamConfig {
-	if cfg.Replicas == 0 {
-		cfg.Replicas = 1
-	}
 	if cfg.EventsMaxAge == 0 {
 		cfg.EventsMaxAge = 7 * 24 * time.Hour
 	}
@@ -137,14 +141,36 @@ func StreamConfigs(cfg Config) []jetstream.StreamConfig {
 	}
 }
 
-// Ensure creates or updates every stream. Safe to run concurrently from every replica.
+// Ensure creates or updates every stream. Safe to run concurrently from every replica. A stream
+// whose configuration already matches is left alone: an update racing with consumer creation on
+// another replica is both pointless and, on nats-server 2.15, racy.
 func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 	for _, sc := range StreamConfigs(cfg) {
+		s, err := js.Stream(ctx, sc.Name)
+		if err == nil {
+			info, ierr := s.Info(ctx)
+			if ierr == nil && sc.Replicas == 0 {
+				sc.Replicas = info.Config.Replicas
+			}
+			if ierr == nil && matches(info.Config, sc) {
+				continue
+			}
+		} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("ensure stream %s: %w", sc.Name, err)
+		}
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
 			return fmt.Errorf("ensure stream %s: %w", sc.Name, err)
 		}
 	}
 	return nil
+}
+
+// matches reports whether have already holds every setting want declares.
+func matches(have, want jetstream.StreamConfig) bool {
+	return slices.Equal(have.Subjects, want.Subjects) && have.Retention == want.Retention &&
+		have.Storage == want.Storage && have.Replicas == want.Replicas && have.MaxAge == want.MaxAge &&
+		have.Duplicates == want.Duplicates && have.AllowMsgSchedules == want.AllowMsgSchedules &&
+		have.MaxMsgSize == want.MaxMsgSize && have.Description == want.Description
 }
 
 // EnsureConsumer creates or updates a durable consumer. Two replicas racing to create the same

@@ -75,6 +75,23 @@ func TestEnsureIsIdempotentAndConcurrent(t *testing.T) {
 			info.Config.AllowMsgSchedules, info.Config.Retention, info.Config.MaxAge)
 	}
 
+	// A changed declaration is applied to the existing stream.
+	changed := streams.Config{EventsMaxAge: time.Hour}
+	if err := streams.Ensure(ctx, js, changed); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := js.Stream(ctx, streams.Events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evInfo, err := ev.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if evInfo.Config.MaxAge != time.Hour {
+		t.Errorf("after changing EventsMaxAge: got %v, want 1h", evInfo.Config.MaxAge)
+	}
+
 	cc := jetstream.ConsumerConfig{Durable: "probe", AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: "events.>"}
 	if _, err := streams.EnsureConsumer(ctx, js, streams.Events, cc); err != nil {
 		t.Fatal(err)

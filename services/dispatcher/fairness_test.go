@@ -68,7 +68,7 @@ func TestBurstFromOneAccountDoesNotQueueOthers(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	bulk, err := js.Consumer(ctx, streams.Deliveries, bulkConsumer)
+	bulk, err := js.Consumer(ctx, streams.Deliveries, streams.DeliveryBulkConsumer)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -118,6 +118,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return fmt.Errorf("sender: %w", err)
 	}
+	defer sender.Close()
 	guard := endpoint.New(endpoint.Config{MaxConcurrent: cfg.PerEndpoint, FailureThreshold: cfg.CircuitFailures, OpenFor: cfg.CircuitOpenFor})
 	policy, err := retry.New(cfg.RetrySchedule, 0.2, nil)
 	if err != nil {
@@ -202,15 +203,11 @@ func (s spans) Start(ctx context.Context, name string) (context.Context, func())
 	return ctx, func() { span.End() }
 }
 
-// bulkConsumer is the durable consumer of the bulk lane (streams.DeliveryConsumer serves the
-// default lane).
-const bulkConsumer = streams.DeliveryConsumer + "-bulk"
-
 // laneConsumers names the delivery consumers in the workers' order of preference.
 func laneConsumers() []struct{ lane, durable string } {
 	return []struct{ lane, durable string }{
 		{fanout.DefaultLane, streams.DeliveryConsumer},
-		{fanout.BulkLane, bulkConsumer},
+		{fanout.BulkLane, streams.DeliveryBulkConsumer},
 	}
 }
 
