@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -92,11 +93,16 @@ func (g *GRPC) Serve(ctx context.Context, lis net.Listener, grace time.Duration)
 // Check reports whether a dependency is usable.
 type Check func(ctx context.Context) error
 
-// NewAdmin returns the admin HTTP handler: /metrics, /healthz (the process is alive) and /readyz
-// (every check passes within 2 s).
+// NewAdmin returns the admin HTTP handler: /metrics, /healthz (the process is alive), /readyz
+// (every check passes within 2 s) and /debug/pprof/.
 func NewAdmin(reg prometheus.Gatherer, logger *slog.Logger, checks map[string]Check) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	// Profiles on the admin port (never exposed publicly) let SREs see where CPU goes in
+	// production without a rebuild.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})

@@ -93,6 +93,10 @@ func TestGRPCAndAdminLifecycle(t *testing.T) {
 		t.Errorf("/metrics lacks the health call:\n%s", body)
 	}
 
+	if code, body := get("/debug/pprof/"); code != http.StatusOK || !strings.Contains(body, "goroutine") {
+		t.Errorf("/debug/pprof/: got %d, want the profile index", code)
+	}
+
 	cancel()
 	for name, ch := range map[string]chan error{"grpc": gdone, "admin": adone} {
 		select {
