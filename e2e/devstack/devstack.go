@@ -179,7 +179,8 @@ func (s *Stack) StartService(ctx context.Context, name string, replica int) erro
 	cmd := exec.Command(filepath.Join(s.cfg.BinDir, name))
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Children die with the runner (Linux): a killed `make dev` or test leaves no service behind.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
 		return fmt.Errorf("start %s: %w", key, err)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -36,6 +37,7 @@ type options struct {
 	receivers  int
 	skipScale  bool
 	skipFair   bool
+	serviceEnv []string
 }
 
 // summary is the final JSON line.
@@ -63,6 +65,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	fs.IntVar(&o.receivers, "receivers", 8, "receiver servers (ports)")
 	fs.BoolVar(&o.skipScale, "skip-scale", false, "skip the two-replica scaling run")
 	fs.BoolVar(&o.skipFair, "skip-fairness", false, "skip the burst fairness run")
+	fs.Func("service-env", "KEY=VALUE added to every service's environment (repeatable), e.g. CONCURRENCY=512", func(v string) error {
+		if !strings.Contains(v, "=") {
+			return fmt.Errorf("want KEY=VALUE, got %q", v)
+		}
+		o.serviceEnv = append(o.serviceEnv, v)
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -114,6 +123,7 @@ type env struct {
 	stack *devstack.Stack
 	pool  *pgxpool.Pool
 	nc    *nats.Conn
+	js    jetstream.JetStream
 	stop  func()
 }
 
@@ -127,7 +137,7 @@ func startEnv(ctx context.Context, o options, base, dbName string, extra []strin
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	stack, err := devstack.Start(ctx, devstack.Config{BinDir: o.binDir, DataDir: dataDir, DatabaseURL: dbURL,
-		ExtraEnv: append([]string{"LOG_LEVEL=warn"}, extra...)})
+		ExtraEnv: append(append([]string{"LOG_LEVEL=warn"}, o.serviceEnv...), extra...)})
 	if err != nil {
 		return nil, fmt.Errorf("start stack (logs in %s): %w", dataDir, err)
 	}
@@ -158,7 +168,21 @@ func startEnv(ctx context.Context, o options, base, dbName string, extra []strin
 	done := make(chan struct{})
 	go func() { _ = relay.Run(rctx); close(done) }()
 	e.stop = func() { cancel(); <-done }
+	e.js = js
 	return e, nil
+}
+
+// waitRelayed returns how long after start the outbox was empty again, i.e. every event written
+// so far had been published to EVENTS.
+func (e *env) waitRelayed(ctx context.Context, start time.Time) time.Duration {
+	for ctx.Err() == nil {
+		var n int
+		if err := e.pool.QueryRow(ctx, "SELECT count(*) FROM outbox").Scan(&n); err == nil && n == 0 {
+			return time.Since(start)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return time.Since(start)
 }
 
 func (e *env) close() {

@@ -89,12 +89,19 @@ func mainScenarios(ctx context.Context, o options, base string, rcv *receivers, 
 	perAccount := o.events / len(tput)
 	want := perAccount * len(tput) * 4
 	fmt.Fprintf(out, "== Throughput: %d events → %d deliveries to healthy endpoints\n", perAccount*len(tput), want)
+	pubStart := time.Now()
 	if err := e.publish(ctx, tput, perAccount); err != nil {
 		return err
 	}
+	pubTook := time.Since(pubStart)
+	relayTook := e.waitRelayed(ctx, pubStart)
 	if err := rcv.waitCount(ctx, "tput", want, 10*time.Minute); err != nil {
 		return err
 	}
+	events := perAccount * len(tput)
+	fmt.Fprintf(out, "   (outbox writes: %d events in %s, %.0f/s; relayed to EVENTS after %s, %.0f events/s)\n",
+		events, pubTook.Round(time.Millisecond), float64(events)/pubTook.Seconds(),
+		relayTook.Round(time.Millisecond), float64(events)/relayTook.Seconds())
 	first, last := rcv.window("tput")
 	s.DeliveriesPerSec = round(float64(want) / last.Sub(first).Seconds())
 	fmt.Fprintf(out, "   %.0f deliveries/s sustained (%s from first to last)\n", s.DeliveriesPerSec, last.Sub(first).Round(time.Millisecond))
