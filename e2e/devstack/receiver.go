@@ -14,6 +14,8 @@ import (
 type Request struct {
 	Header http.Header
 	Body   []byte
+	// Status is what the receiver answered.
+	Status int
 	At     time.Time
 }
 
@@ -24,7 +26,15 @@ type Receiver struct {
 	srv      *http.Server
 	mu       sync.Mutex
 	requests []Request
+	status   int
 	arrived  chan struct{}
+}
+
+// SetStatus makes the receiver answer every further request with code (204 by default).
+func (r *Receiver) SetStatus(code int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.status = code
 }
 
 // StartReceiver listens on addr ("127.0.0.1:0" for a random port) and answers 204 to POSTs.
@@ -33,7 +43,7 @@ func StartReceiver(addr string) (*Receiver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen for the receiver on %s: %w", addr, err)
 	}
-	r := &Receiver{URL: "http://" + lis.Addr().String() + "/webhook", arrived: make(chan struct{}, 1)}
+	r := &Receiver{URL: "http://" + lis.Addr().String() + "/webhook", status: http.StatusNoContent, arrived: make(chan struct{}, 1)}
 	r.srv = &http.Server{Handler: http.HandlerFunc(r.handle), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = r.srv.Serve(lis) }()
 	return r, nil
@@ -50,13 +60,14 @@ func (r *Receiver) handle(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	r.mu.Lock()
-	r.requests = append(r.requests, Request{Header: req.Header.Clone(), Body: body, At: time.Now()})
+	r.requests = append(r.requests, Request{Header: req.Header.Clone(), Body: body, Status: r.status, At: time.Now()})
+	status := r.status
 	r.mu.Unlock()
 	select {
 	case r.arrived <- struct{}{}:
 	default:
 	}
-	w.WriteHeader(http.StatusNoContent)
+	w.WriteHeader(status)
 }
 
 // Requests returns a copy of what arrived so far.
