@@ -38,6 +38,7 @@ type options struct {
 	skipScale  bool
 	skipFair   bool
 	serviceEnv []string
+	cpuProfile string
 }
 
 // summary is the final JSON line.
@@ -65,6 +66,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	fs.IntVar(&o.receivers, "receivers", 8, "receiver servers (ports)")
 	fs.BoolVar(&o.skipScale, "skip-scale", false, "skip the two-replica scaling run")
 	fs.BoolVar(&o.skipFair, "skip-fairness", false, "skip the burst fairness run")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (embedded NATS, receivers, relay) during the throughput run")
 	fs.Func("service-env", "KEY=VALUE added to every service's environment (repeatable), e.g. CONCURRENCY=512", func(v string) error {
 		if !strings.Contains(v, "=") {
 			return fmt.Errorf("want KEY=VALUE, got %q", v)

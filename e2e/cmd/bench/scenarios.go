@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -89,6 +91,13 @@ func mainScenarios(ctx context.Context, o options, base string, rcv *receivers, 
 	perAccount := o.events / len(tput)
 	want := perAccount * len(tput) * 4
 	fmt.Fprintf(out, "== Throughput: %d events → %d deliveries to healthy endpoints\n", perAccount*len(tput), want)
+	if o.cpuProfile != "" {
+		stop, err := startCPUProfile(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	pubStart := time.Now()
 	if err := e.publish(ctx, tput, perAccount); err != nil {
 		return err
@@ -256,4 +265,16 @@ func scaleScenario(ctx context.Context, o options, base string, rcv *receivers, 
 	}
 	s.Scale2Vs1 = round(two / one)
 	return nil
+}
+
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("create cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("start cpu profile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
