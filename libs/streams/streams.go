@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -184,4 +185,31 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, stream string, 
 		return nil, fmt.Errorf("ensure consumer %s on %s: %w", cc.Durable, stream, err)
 	}
 	return c, nil
+}
+
+// EnsureWithRetry runs Ensure until it succeeds, backing off up to 5 s between tries, so that a
+// publishing service can start (and accept writes into its outbox) while NATS is unreachable. It
+// returns false when ctx ended first.
+func EnsureWithRetry(ctx context.Context, js jetstream.JetStream, cfg Config, logger *slog.Logger) bool {
+	wait := 250 * time.Millisecond
+	for {
+		ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := Ensure(ectx, js, cfg)
+		cancel()
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		logger.Warn("ensure streams failed; retrying", "error", err, "retry_in", wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
 }

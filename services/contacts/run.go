@@ -211,35 +211,12 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	g.Go(func() error {
 		// The API accepts writes while NATS is unreachable: events wait in the outbox, and the
 		// relay starts once the streams are ensured.
-		if err := ensureStreams(gctx, js, logger); err != nil {
-			return err
+		if !streams.EnsureWithRetry(gctx, js, streams.Config{}, logger) {
+			return nil
 		}
 		return relay.Run(gctx)
 	})
 	err = g.Wait()
 	logger.Info("contacts stopped", "error", err)
 	return err
-}
-
-// ensureStreams applies the JetStream topology, retrying until NATS answers or ctx ends.
-func ensureStreams(ctx context.Context, js jetstream.JetStream, logger *slog.Logger) error {
-	wait := 250 * time.Millisecond
-	for {
-		ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := streams.Ensure(ectx, js, streams.Config{})
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		logger.Warn("ensure streams failed; retrying", "error", err, "retry_in", wait)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 5*time.Second)
-	}
 }

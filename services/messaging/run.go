@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"time"
 
@@ -142,7 +141,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	g.Go(func() error { return server.ServeHTTP(gctx, adminLis, admin, shutdownGrace) })
 	g.Go(func() error { return server.ServeHTTP(gctx, httpLis, inbound, shutdownGrace) })
 	g.Go(func() error {
-		if !ensureStreams(gctx, js, logger) {
+		if !streams.EnsureWithRetry(gctx, js, streams.Config{}, logger) {
 			return nil
 		}
 		return relay.Run(gctx)
@@ -150,30 +149,4 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	err = g.Wait()
 	logger.Info("stopped", "error", err)
 	return err
-}
-
-// ensureStreams applies the JetStream topology, retrying until NATS answers; it returns false
-// when ctx ended first.
-func ensureStreams(ctx context.Context, js jetstream.JetStream, logger *slog.Logger) bool {
-	wait := 250 * time.Millisecond
-	for {
-		ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := streams.Ensure(ectx, js, streams.Config{})
-		cancel()
-		if err == nil {
-			return true
-		}
-		if ctx.Err() != nil {
-			return false
-		}
-		logger.Warn("ensure streams failed; retrying", "error", err, "retry_in", wait)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return false
-		case <-t.C:
-		}
-		wait = min(2*wait, 5*time.Second)
-	}
 }
