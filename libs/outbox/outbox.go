@@ -46,12 +46,13 @@ func Add(ctx context.Context, tx pgx.Tx, schema string, env event.Envelope, head
 	if headers == nil {
 		h = []byte("{}")
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO outbox (event_id, subject, body, headers) VALUES ($1, $2, $3, $4)`,
-		env.EventID, streams.EventSubject(env.AccountID, env.Event), body, h); err != nil {
+	// One round trip: the row and the wake-up (delivered at commit; PostgreSQL folds repeated
+	// notifications of one transaction into one).
+	if _, err := tx.Exec(ctx, `WITH ins AS (
+			INSERT INTO outbox (event_id, subject, body, headers) VALUES ($1, $2, $3, $4) RETURNING 1)
+		SELECT pg_notify($5, '') FROM ins`,
+		env.EventID, streams.EventSubject(env.AccountID, env.Event), body, h, Channel(schema)); err != nil {
 		return fmt.Errorf("add to outbox: %w", err)
-	}
-	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, '')`, Channel(schema)); err != nil {
-		return fmt.Errorf("add to outbox: notify: %w", err)
 	}
 	return nil
 }

@@ -195,3 +195,61 @@ func TestRelayPublishesOnceAndSurvivesNATSOutage(t *testing.T) {
 		t.Errorf("relay returned %v", err)
 	}
 }
+
+// TestRelayWakesOnCommit shows the LISTEN/NOTIFY path: with polling effectively off, a committed
+// event is still published.
+func TestRelayWakesOnCommit(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pool, err := postgres.Open(ctx, pgtest.NewDatabase(t), schema, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if err := outbox.Migrate(ctx, pool, schema); err != nil {
+		t.Fatal(err)
+	}
+	ns, err := natsserver.Start(natsserver.Options{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Shutdown()
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := streams.Ensure(ctx, js, streams.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	relay, err := outbox.NewRelay(pool, js, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(),
+		outbox.RelayConfig{Schema: schema, PollInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- relay.Run(ctx) }()
+	// The first drain runs at start; wait for the listener to be up before committing.
+	waitFor(t, "the relay to listen", func() bool {
+		var n int
+		_ = pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'`).Scan(&n)
+		return n > 0
+	})
+	addEvents(t, pool, 2)
+	waitFor(t, "2 events on EVENTS without polling", func() bool {
+		s, err := js.Stream(ctx, streams.Events)
+		if err != nil {
+			return false
+		}
+		info, err := s.Info(ctx)
+		return err == nil && info.State.Msgs == 2
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("relay returned %v", err)
+	}
+}
