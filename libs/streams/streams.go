@@ -87,6 +87,13 @@ func AttemptSubject(accountID string) string {
 	return "attempts." + accountID
 }
 
+// AttemptBatchSubject carries AttemptBatch messages; AttemptBatchHeader marks them (the subject
+// alone could collide with an account named "batch").
+const (
+	AttemptBatchSubject = "attempts.batch"
+	AttemptBatchHeader  = "Ct-Attempt-Batch"
+)
+
 // Config tunes the topology; the zero value is the production default.
 type Config struct {
 	// Replicas of each stream: 3 in a cluster. Zero keeps an existing stream's replica count (1

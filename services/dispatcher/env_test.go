@@ -358,14 +358,15 @@ func (a *attemptReader) poll(t *testing.T) []*webhooksv1.AttemptRecord {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for m := range batch.Messages() {
-		rec := &webhooksv1.AttemptRecord{}
-		if err := proto.Unmarshal(m.Data(), rec); err != nil {
-			t.Errorf("attempt record on %s: %v", m.Subject(), err)
+		if m.Subject() != streams.AttemptBatchSubject || m.Headers().Get(streams.AttemptBatchHeader) != "1" {
+			t.Errorf("attempt records: got subject %s header %q, want a marked batch on %s",
+				m.Subject(), m.Headers().Get(streams.AttemptBatchHeader), streams.AttemptBatchSubject)
 		}
-		if want := streams.AttemptSubject(rec.GetAccountId()); m.Subject() != want {
-			t.Errorf("attempt record subject: got %s, want %s", m.Subject(), want)
+		b := &webhooksv1.AttemptBatch{}
+		if err := proto.Unmarshal(m.Data(), b); err != nil || len(b.GetRecords()) == 0 {
+			t.Errorf("attempt batch on %s: %d records, %v", m.Subject(), len(b.GetRecords()), err)
 		}
-		a.recs = append(a.recs, rec)
+		a.recs = append(a.recs, b.GetRecords()...)
 		_ = m.Ack()
 	}
 	return append([]*webhooksv1.AttemptRecord(nil), a.recs...)

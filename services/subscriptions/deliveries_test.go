@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"github.com/nats-io/nats.go"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -304,6 +305,21 @@ func (e *env) publishAttempt(t *testing.T, rec *webhooksv1.AttemptRecord) {
 	}
 }
 
+// publishBatch publishes records as one AttemptBatch, the way dispatchers do.
+func (e *env) publishBatch(t *testing.T, recs ...*webhooksv1.AttemptRecord) {
+	t.Helper()
+	b, err := proto.Marshal(&webhooksv1.AttemptBatch{Records: recs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := nats.NewMsg(streams.AttemptBatchSubject)
+	m.Header.Set(streams.AttemptBatchHeader, "1")
+	m.Data = b
+	if _, err := e.js.PublishMsg(context.Background(), m); err != nil {
+		t.Fatalf("publish attempt batch: %v", err)
+	}
+}
+
 func record(accountID, webhookID, deliveryID string, attempt int32, outcome webhooksv1.Outcome, at time.Time) *webhooksv1.AttemptRecord {
 	env, _ := event.Sample("new_contact", accountID, at)
 	env.Test = false
@@ -335,9 +351,10 @@ func TestAttemptLogWriterAndRedelivery(t *testing.T) {
 		record(otherID, "wh_other", "del_3", 1, webhooksv1.Outcome_OUTCOME_DEAD_LETTERED, now.Add(-time.Minute)),
 	}
 	recs[0].NextRetryTime = timestamppb.New(now.Add(-3*time.Minute + 5*time.Second))
-	for _, r := range recs {
-		e.publishAttempt(t, r)
-	}
+	// Single records (older dispatchers) and a batch (what dispatchers send now) both land.
+	e.publishAttempt(t, recs[0])
+	e.publishAttempt(t, recs[1])
+	e.publishBatch(t, recs[2:]...)
 	db := e.db()
 	eventually(t, "attempt rows in PostgreSQL", func() error {
 		var n int

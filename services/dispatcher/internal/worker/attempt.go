@@ -179,22 +179,12 @@ func (p *Pool) settle(ctx context.Context, msg jetstream.Msg, log *slog.Logger, 
 		}
 		futures = append(futures, f)
 	}
-	body, err := proto.Marshal(rec)
-	if err != nil {
-		log.Error("marshal attempt record", "error", err)
-		_ = msg.NakWithDelay(time.Second)
-		return false
+	stored := p.records.Add(context.WithoutCancel(ctx), rec)
+	err := p.waitAcks(context.WithoutCancel(ctx), futures...)
+	if err == nil {
+		err = p.waitRecord(stored)
 	}
-	rm := nats.NewMsg(streams.AttemptSubject(rec.GetAccountId()))
-	rm.Data = body
-	f, err := p.js.PublishMsgAsync(rm)
 	if err != nil {
-		log.Warn("publish attempt record failed; job will be redelivered", "error", err)
-		_ = msg.NakWithDelay(time.Second)
-		return false
-	}
-	futures = append(futures, f)
-	if err := p.waitAcks(context.WithoutCancel(ctx), futures...); err != nil {
 		log.Warn("follow-up not stored; job will be redelivered", "error", err)
 		_ = msg.NakWithDelay(time.Second)
 		return false

@@ -75,6 +75,7 @@ type Pool struct {
 	logger  *slog.Logger
 	cfg     Config
 	now     func() time.Time
+	records *recordBatcher
 }
 
 // New builds a Pool consuming from the lanes' consumers, listed in order of preference: a
@@ -110,7 +111,8 @@ func New(js jetstream.JetStream, lanes []jetstream.Consumer, sender Sender, hook
 		cfg.PublishTimeout = 10 * time.Second
 	}
 	return &Pool{js: js, lanes: lanes, parking: make(chan struct{}, cfg.Concurrency), sender: sender, hooks: hooks, guard: guard, tracer: tracer, metrics: m,
-		logger: logger.With("component", "delivery"), cfg: cfg, now: time.Now}, nil
+		logger: logger.With("component", "delivery"), cfg: cfg, now: time.Now,
+		records: newRecordBatcher(js, cfg.PublishTimeout)}, nil
 }
 
 // Run pulls and processes jobs until ctx ends, then stops pulling and lets in-flight jobs finish
@@ -118,6 +120,11 @@ func New(js jetstream.JetStream, lanes []jetstream.Consumer, sender Sender, hook
 func (p *Pool) Run(ctx context.Context) error {
 	work, abort := context.WithCancel(context.WithoutCancel(ctx))
 	defer abort()
+	// The record batcher outlives every job: it stops only after the last one settled.
+	batching, stopBatching := context.WithCancel(context.WithoutCancel(ctx))
+	batcherDone := make(chan struct{})
+	go func() { defer close(batcherDone); p.records.Run(batching) }()
+	defer func() { stopBatching(); <-batcherDone }()
 	slots := make(chan struct{}, p.cfg.Concurrency)
 	var wg sync.WaitGroup
 
@@ -254,6 +261,18 @@ func (p *Pool) keepAlive(msg jetstream.Msg, timeout time.Duration) (stop func())
 }
 
 // waitAcks waits for publish acknowledgements.
+// waitRecord waits until the batcher stored an attempt record.
+func (p *Pool) waitRecord(stored <-chan error) error {
+	t := time.NewTimer(p.cfg.PublishTimeout)
+	defer t.Stop()
+	select {
+	case err := <-stored:
+		return err
+	case <-t.C:
+		return fmt.Errorf("attempt record: not stored within %s", p.cfg.PublishTimeout)
+	}
+}
+
 func (p *Pool) waitAcks(ctx context.Context, futures ...jetstream.PubAckFuture) error {
 	t := time.NewTimer(p.cfg.PublishTimeout)
 	defer t.Stop()

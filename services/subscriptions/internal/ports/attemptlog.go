@@ -135,20 +135,29 @@ func (w *AttemptLog) write(ctx context.Context, msgs []jetstream.Msg) {
 	good := make([]jetstream.Msg, 0, len(msgs))
 	oldest := start
 	for _, m := range msgs {
-		var rec webhooksv1.AttemptRecord
-		if err := proto.Unmarshal(m.Data(), &rec); err != nil || rec.GetAttemptId() == "" || rec.GetAttemptTime() == nil {
+		recs, err := decodeAttempts(m)
+		if err != nil {
 			w.log.ErrorContext(ctx, "dropping malformed attempt record", "subject", m.Subject(), "error", err)
 			_ = m.Term()
 			continue
 		}
-		a := AttemptFromRecord(&rec)
-		if a.Time.Before(oldest) {
-			oldest = a.Time
+		for _, rec := range recs {
+			if rec.GetAttemptId() == "" || rec.GetAttemptTime() == nil {
+				w.log.ErrorContext(ctx, "dropping malformed attempt record", "subject", m.Subject(), "attempt_id", rec.GetAttemptId())
+				continue
+			}
+			a := AttemptFromRecord(rec)
+			if a.Time.Before(oldest) {
+				oldest = a.Time
+			}
+			attempts = append(attempts, a)
 		}
-		attempts = append(attempts, a)
 		good = append(good, m)
 	}
 	if len(attempts) == 0 {
+		for _, m := range good {
+			_ = m.Term()
+		}
 		return
 	}
 	if err := w.rec.RecordAttempts(ctx, attempts); err != nil {
@@ -170,4 +179,24 @@ func (w *AttemptLog) write(ctx context.Context, msgs []jetstream.Msg) {
 	w.metrics.BatchSize.Observe(float64(len(attempts)))
 	w.metrics.BatchLatency.Observe(time.Since(start).Seconds())
 	w.metrics.Lag.Set(time.Since(oldest).Seconds())
+}
+
+// decodeAttempts reads one message: an AttemptBatch (marked by its header) or a single
+// AttemptRecord.
+func decodeAttempts(m jetstream.Msg) ([]*webhooksv1.AttemptRecord, error) {
+	if m.Headers().Get(streams.AttemptBatchHeader) != "" {
+		var b webhooksv1.AttemptBatch
+		if err := proto.Unmarshal(m.Data(), &b); err != nil {
+			return nil, fmt.Errorf("decode attempt batch: %w", err)
+		}
+		if len(b.GetRecords()) == 0 {
+			return nil, errors.New("decode attempt batch: no records")
+		}
+		return b.GetRecords(), nil
+	}
+	var rec webhooksv1.AttemptRecord
+	if err := proto.Unmarshal(m.Data(), &rec); err != nil {
+		return nil, fmt.Errorf("decode attempt record: %w", err)
+	}
+	return []*webhooksv1.AttemptRecord{&rec}, nil
 }

@@ -950,6 +950,53 @@ func (x *AttemptRecord) GetGone() bool {
 	return false
 }
 
+// AttemptBatch carries several attempt records in one message on attempts.batch (protobuf
+// binary, header "Ct-Attempt-Batch: 1"): dispatchers batch the records of concurrent attempts so
+// that the delivery log costs one JetStream message per batch rather than per attempt.
+type AttemptBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Records       []*AttemptRecord       `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttemptBatch) Reset() {
+	*x = AttemptBatch{}
+	mi := &file_customertext_webhooks_v1_internal_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttemptBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttemptBatch) ProtoMessage() {}
+
+func (x *AttemptBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_customertext_webhooks_v1_internal_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttemptBatch.ProtoReflect.Descriptor instead.
+func (*AttemptBatch) Descriptor() ([]byte, []int) {
+	return file_customertext_webhooks_v1_internal_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *AttemptBatch) GetRecords() []*AttemptRecord {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
 var File_customertext_webhooks_v1_internal_proto protoreflect.FileDescriptor
 
 const file_customertext_webhooks_v1_internal_proto_rawDesc = "" +
@@ -1045,7 +1092,9 @@ const file_customertext_webhooks_v1_internal_proto_rawDesc = "" +
 	"\x04gone\x18\x13 \x01(\bR\x04gone\x1aA\n" +
 	"\x13RequestHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*M\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"Q\n" +
+	"\fAttemptBatch\x12A\n" +
+	"\arecords\x18\x01 \x03(\v2'.customertext.webhooks.v1.AttemptRecordR\arecords*M\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
@@ -1073,7 +1122,7 @@ func file_customertext_webhooks_v1_internal_proto_rawDescGZIP() []byte {
 }
 
 var file_customertext_webhooks_v1_internal_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_customertext_webhooks_v1_internal_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_customertext_webhooks_v1_internal_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_customertext_webhooks_v1_internal_proto_goTypes = []any{
 	(Role)(0),                          // 0: customertext.webhooks.v1.Role
 	(*SigningSecret)(nil),              // 1: customertext.webhooks.v1.SigningSecret
@@ -1088,34 +1137,36 @@ var file_customertext_webhooks_v1_internal_proto_goTypes = []any{
 	(*CreateApiKeyResponse)(nil),       // 10: customertext.webhooks.v1.CreateApiKeyResponse
 	(*DeliveryJob)(nil),                // 11: customertext.webhooks.v1.DeliveryJob
 	(*AttemptRecord)(nil),              // 12: customertext.webhooks.v1.AttemptRecord
-	nil,                                // 13: customertext.webhooks.v1.AttemptRecord.RequestHeadersEntry
-	(*timestamppb.Timestamp)(nil),      // 14: google.protobuf.Timestamp
-	(Outcome)(0),                       // 15: customertext.webhooks.v1.Outcome
+	(*AttemptBatch)(nil),               // 13: customertext.webhooks.v1.AttemptBatch
+	nil,                                // 14: customertext.webhooks.v1.AttemptRecord.RequestHeadersEntry
+	(*timestamppb.Timestamp)(nil),      // 15: google.protobuf.Timestamp
+	(Outcome)(0),                       // 16: customertext.webhooks.v1.Outcome
 }
 var file_customertext_webhooks_v1_internal_proto_depIdxs = []int32{
-	14, // 0: customertext.webhooks.v1.SigningSecret.expire_time:type_name -> google.protobuf.Timestamp
+	15, // 0: customertext.webhooks.v1.SigningSecret.expire_time:type_name -> google.protobuf.Timestamp
 	1,  // 1: customertext.webhooks.v1.WebhookConfig.secrets:type_name -> customertext.webhooks.v1.SigningSecret
 	2,  // 2: customertext.webhooks.v1.ListWebhookConfigsResponse.configs:type_name -> customertext.webhooks.v1.WebhookConfig
 	2,  // 3: customertext.webhooks.v1.GetWebhookConfigResponse.config:type_name -> customertext.webhooks.v1.WebhookConfig
 	0,  // 4: customertext.webhooks.v1.CreateApiKeyRequest.role:type_name -> customertext.webhooks.v1.Role
-	14, // 5: customertext.webhooks.v1.DeliveryJob.event_time:type_name -> google.protobuf.Timestamp
-	15, // 6: customertext.webhooks.v1.AttemptRecord.outcome:type_name -> customertext.webhooks.v1.Outcome
-	13, // 7: customertext.webhooks.v1.AttemptRecord.request_headers:type_name -> customertext.webhooks.v1.AttemptRecord.RequestHeadersEntry
-	14, // 8: customertext.webhooks.v1.AttemptRecord.attempt_time:type_name -> google.protobuf.Timestamp
-	14, // 9: customertext.webhooks.v1.AttemptRecord.next_retry_time:type_name -> google.protobuf.Timestamp
-	3,  // 10: customertext.webhooks.v1.WebhookConfigService.ListWebhookConfigs:input_type -> customertext.webhooks.v1.ListWebhookConfigsRequest
-	5,  // 11: customertext.webhooks.v1.WebhookConfigService.GetWebhookConfig:input_type -> customertext.webhooks.v1.GetWebhookConfigRequest
-	7,  // 12: customertext.webhooks.v1.AccountService.CreateAccount:input_type -> customertext.webhooks.v1.CreateAccountRequest
-	9,  // 13: customertext.webhooks.v1.AccountService.CreateApiKey:input_type -> customertext.webhooks.v1.CreateApiKeyRequest
-	4,  // 14: customertext.webhooks.v1.WebhookConfigService.ListWebhookConfigs:output_type -> customertext.webhooks.v1.ListWebhookConfigsResponse
-	6,  // 15: customertext.webhooks.v1.WebhookConfigService.GetWebhookConfig:output_type -> customertext.webhooks.v1.GetWebhookConfigResponse
-	8,  // 16: customertext.webhooks.v1.AccountService.CreateAccount:output_type -> customertext.webhooks.v1.CreateAccountResponse
-	10, // 17: customertext.webhooks.v1.AccountService.CreateApiKey:output_type -> customertext.webhooks.v1.CreateApiKeyResponse
-	14, // [14:18] is the sub-list for method output_type
-	10, // [10:14] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	15, // 5: customertext.webhooks.v1.DeliveryJob.event_time:type_name -> google.protobuf.Timestamp
+	16, // 6: customertext.webhooks.v1.AttemptRecord.outcome:type_name -> customertext.webhooks.v1.Outcome
+	14, // 7: customertext.webhooks.v1.AttemptRecord.request_headers:type_name -> customertext.webhooks.v1.AttemptRecord.RequestHeadersEntry
+	15, // 8: customertext.webhooks.v1.AttemptRecord.attempt_time:type_name -> google.protobuf.Timestamp
+	15, // 9: customertext.webhooks.v1.AttemptRecord.next_retry_time:type_name -> google.protobuf.Timestamp
+	12, // 10: customertext.webhooks.v1.AttemptBatch.records:type_name -> customertext.webhooks.v1.AttemptRecord
+	3,  // 11: customertext.webhooks.v1.WebhookConfigService.ListWebhookConfigs:input_type -> customertext.webhooks.v1.ListWebhookConfigsRequest
+	5,  // 12: customertext.webhooks.v1.WebhookConfigService.GetWebhookConfig:input_type -> customertext.webhooks.v1.GetWebhookConfigRequest
+	7,  // 13: customertext.webhooks.v1.AccountService.CreateAccount:input_type -> customertext.webhooks.v1.CreateAccountRequest
+	9,  // 14: customertext.webhooks.v1.AccountService.CreateApiKey:input_type -> customertext.webhooks.v1.CreateApiKeyRequest
+	4,  // 15: customertext.webhooks.v1.WebhookConfigService.ListWebhookConfigs:output_type -> customertext.webhooks.v1.ListWebhookConfigsResponse
+	6,  // 16: customertext.webhooks.v1.WebhookConfigService.GetWebhookConfig:output_type -> customertext.webhooks.v1.GetWebhookConfigResponse
+	8,  // 17: customertext.webhooks.v1.AccountService.CreateAccount:output_type -> customertext.webhooks.v1.CreateAccountResponse
+	10, // 18: customertext.webhooks.v1.AccountService.CreateApiKey:output_type -> customertext.webhooks.v1.CreateApiKeyResponse
+	15, // [15:19] is the sub-list for method output_type
+	11, // [11:15] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_customertext_webhooks_v1_internal_proto_init() }
@@ -1130,7 +1181,7 @@ func file_customertext_webhooks_v1_internal_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_customertext_webhooks_v1_internal_proto_rawDesc), len(file_customertext_webhooks_v1_internal_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   13,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
