@@ -32,7 +32,7 @@ import (
 func TestEveryEventTypeReachesAWebhook(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	stack := startStack(t, ctx, devstack.Config{})
+	stack := startStack(ctx, t, devstack.Config{})
 	rcv, err := devstack.StartReceiver("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -21,7 +21,7 @@ import (
 func TestDeadLetterRedeliveryAndGone(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	stack := startStack(t, ctx, devstack.Config{ExtraEnv: []string{"RETRY_SCHEDULE=0s,200ms,200ms"}})
+	stack := startStack(ctx, t, devstack.Config{ExtraEnv: []string{"RETRY_SCHEDULE=0s,200ms,200ms"}})
 	rcv, err := devstack.StartReceiver("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +72,7 @@ func TestDeadLetterRedeliveryAndGone(t *testing.T) {
 
 	// Three attempts, then a dead letter in the delivery log.
 	var attempts []*webhooksv1.DeliveryAttempt
-	waitFor(t, ctx, "a dead-lettered delivery in the log", func() bool {
+	waitFor(ctx, t, "a dead-lettered delivery in the log", func() bool {
 		resp, err := hooks.ListDeliveryAttempts(ctx, &webhooksv1.ListDeliveryAttemptsRequest{WebhookId: webhookID})
 		if err != nil {
 			t.Fatal(err)
@@ -128,7 +128,7 @@ func TestDeadLetterRedeliveryAndGone(t *testing.T) {
 		AccountId: acct.GetAccountId(), Contact: &contactsv1.Contact{FirstName: "Eve", Phone: "+15551239998"}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, ctx, "the webhook disabled after 410 Gone", func() bool {
+	waitFor(ctx, t, "the webhook disabled after 410 Gone", func() bool {
 		got, err := hooks.GetWebhook(ctx, &webhooksv1.GetWebhookRequest{Id: webhookID})
 		if err != nil {
 			t.Fatal(err)
@@ -146,7 +146,7 @@ func TestDeadLetterRedeliveryAndGone(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
+func waitFor(ctx context.Context, t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for !cond() {

@@ -31,7 +31,7 @@ func buildServices(t *testing.T) string {
 	return dir
 }
 
-func startStack(t *testing.T, ctx context.Context, cfg devstack.Config) *devstack.Stack {
+func startStack(ctx context.Context, t *testing.T, cfg devstack.Config) *devstack.Stack {
 	t.Helper()
 	if cfg.BinDir == "" {
 		cfg.BinDir = buildServices(t)
@@ -73,7 +73,7 @@ func dumpLogs(t *testing.T, dataDir string) {
 func TestWalkingSkeleton(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	stack := startStack(t, ctx, devstack.Config{})
+	stack := startStack(ctx, t, devstack.Config{})
 	rcv, err := devstack.StartReceiver("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
