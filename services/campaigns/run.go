@@ -10,10 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"golang.org/x/sync/errgroup"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/customertext/webhooks/libs/auth"
 	campaignsv1 "github.com/customertext/webhooks/libs/gen/customertext/campaigns/v1"
@@ -80,11 +77,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("jetstream: %w", err)
 	}
 
-	contactsConn, err := grpc.NewClient(cfg.ContactsAddr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithPerRPCCredentials(auth.Bearer(cfg.ServiceToken)),
-		grpc.WithStatsHandler(otelgrpc.NewClientHandler(
-			otelgrpc.WithTracerProvider(tracing.Provider), otelgrpc.WithPropagators(tracing.Propagator))))
+	contactsConn, err := server.DialInternal(cfg.ContactsAddr, cfg.ServiceToken, tracing)
 	if err != nil {
 		return fmt.Errorf("contacts client: %w", err)
 	}

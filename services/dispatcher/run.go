@@ -11,13 +11,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
-	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/customertext/webhooks/libs/auth"
 	"github.com/customertext/webhooks/libs/delivery"
 	webhooksv1 "github.com/customertext/webhooks/libs/gen/customertext/webhooks/v1"
 	"github.com/customertext/webhooks/libs/server"
@@ -94,11 +90,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	cancelSetup()
 
-	conn, err := grpc.NewClient(cfg.SubscriptionsAddr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithPerRPCCredentials(auth.Bearer(cfg.ServiceToken)),
-		grpc.WithStatsHandler(otelgrpc.NewClientHandler(
-			otelgrpc.WithTracerProvider(tracing.Provider), otelgrpc.WithPropagators(tracing.Propagator))))
+	conn, err := server.DialInternal(cfg.SubscriptionsAddr, cfg.ServiceToken, tracing)
 	if err != nil {
 		return fmt.Errorf("subscriptions client: %w", err)
 	}
