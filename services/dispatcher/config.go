@@ -24,6 +24,9 @@ type config struct {
 	SubscriptionsAddr string
 	SSRFAllow         []netip.Prefix
 	Concurrency       int
+	BulkConcurrency   int
+	BulkTarget        time.Duration
+	BulkMin           int
 	PerEndpoint       int
 	DeliveryTimeout   time.Duration
 	ShutdownTimeout   time.Duration
@@ -56,7 +59,10 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	logFormat := fs.String("log-format", env("LOG_FORMAT", "json"), "log format: json or text")
 	subs := fs.String("subscriptions-addr", env("SUBSCRIPTIONS_ADDR", "127.0.0.1:7104"), "subscription service gRPC address")
 	allow := fs.String("ssrf-allow", env("SSRF_ALLOW", ""), "comma-separated CIDRs exempt from the SSRF guard (development and tests)")
-	conc := fs.String("concurrency", env("CONCURRENCY", "256"), "deliveries in flight per replica")
+	conc := fs.String("concurrency", env("CONCURRENCY", "256"), "deliveries in flight per replica from the default lane")
+	bulkConc := fs.String("bulk-concurrency", env("BULK_CONCURRENCY", ""), "deliveries in flight per replica from the bulk lane, on top of CONCURRENCY (default: CONCURRENCY)")
+	bulkTarget := fs.String("bulk-latency-target", env("BULK_LATENCY_TARGET", "50ms"), "the bulk lane backs off while more than 5% of the default lane's jobs are picked up later than this after their event")
+	bulkMin := fs.String("bulk-min-concurrency", env("BULK_MIN_CONCURRENCY", "4"), "the bulk lane's concurrency never backs off below this")
 	perEndpoint := fs.String("per-endpoint-concurrency", env("PER_ENDPOINT_CONCURRENCY", "32"), "deliveries in flight per endpoint per replica")
 	timeout := fs.String("delivery-timeout", env("DELIVERY_TIMEOUT", "10s"), "default timeout of one attempt")
 	shutdown := fs.String("shutdown-timeout", env("SHUTDOWN_TIMEOUT", "25s"), "how long shutdown may take")
@@ -100,6 +106,13 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		*dst = d
 	}
 	intVar("CONCURRENCY", *conc, 1, &cfg.Concurrency)
+	if *bulkConc == "" {
+		cfg.BulkConcurrency = cfg.Concurrency
+	} else {
+		intVar("BULK_CONCURRENCY", *bulkConc, 1, &cfg.BulkConcurrency)
+	}
+	intVar("BULK_MIN_CONCURRENCY", *bulkMin, 1, &cfg.BulkMin)
+	durVar("BULK_LATENCY_TARGET", *bulkTarget, time.Millisecond, &cfg.BulkTarget)
 	intVar("PER_ENDPOINT_CONCURRENCY", *perEndpoint, 1, &cfg.PerEndpoint)
 	intVar("CIRCUIT_FAILURES", *cbFailures, 1, &cfg.CircuitFailures)
 	intVar("STREAM_REPLICAS", *replicas, 1, &cfg.StreamReplicas)

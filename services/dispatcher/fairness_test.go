@@ -12,6 +12,7 @@ import (
 
 	webhooksv1 "github.com/customertext/webhooks/libs/gen/customertext/webhooks/v1"
 	"github.com/customertext/webhooks/libs/streams"
+	"github.com/customertext/webhooks/services/dispatcher/internal/worker"
 )
 
 // TestBurstFromOneAccountDoesNotQueueOthers publishes a burst from one account (far over its
@@ -80,6 +81,63 @@ func TestBurstFromOneAccountDoesNotQueueOthers(t *testing.T) {
 	eventually(t, 120*time.Second, "the whole burst delivered in the end", func() bool { return burstSeen.Load() >= 4*burst })
 }
 
+// TestBulkLaneCannotTakeTheDefaultLanesSlots fills every bulk-lane slot with deliveries to
+// endpoints that do not answer: the other accounts' deliveries still go out at once, because the
+// lanes share no worker slots.
+func TestBulkLaneCannotTakeTheDefaultLanesSlots(t *testing.T) {
+	t.Parallel()
+	_, url := startNATS(t)
+	_, js := connectJS(t, url)
+
+	unblock := make(chan struct{})
+	var hanging atomic.Int64
+	hang := func(_ int, r *http.Request) int {
+		hanging.Add(1)
+		select {
+		case <-unblock:
+		case <-r.Context().Done():
+		}
+		return http.StatusOK
+	}
+	var cfgs []*webhooksv1.WebhookConfig
+	for i := range 4 {
+		rc := startReceiver(t, hang)
+		c, _ := webhookConfig(t, "wh_burst"+strconv.Itoa(i), "acc_burst", rc.srv.URL, "new_contact")
+		cfgs = append(cfgs, c)
+	}
+	t.Cleanup(func() { close(unblock) }) // runs before the receivers close
+	small := startReceiver(t, nil)
+	c, _ := webhookConfig(t, "wh_small", "acc_small", small.srv.URL, "new_contact")
+	cfgs = append(cfgs, c)
+	cs := startConfigServer(t, cfgs...)
+	admin := freeAddr(t)
+	startDispatcher(t, dispatcherEnv(url, cs.addr,
+		"ADMIN_ADDR", admin,
+		"CONCURRENCY", "8", // 4 of them held by the burst's first event, within its allowance
+		"BULK_CONCURRENCY", "8",
+		"PER_ENDPOINT_CONCURRENCY", "8",
+		"DELIVERY_TIMEOUT", "25s",
+		"FAIR_SHARE_RATE", "1",
+		"FAIR_SHARE_BURST", "4"))
+
+	for i := range 50 {
+		publishEvent(t, js, "acc_burst", newContact("b"+strconv.Itoa(i)))
+	}
+	eventually(t, 30*time.Second, "every bulk-lane slot held by a hanging delivery", func() bool {
+		return hanging.Load() >= 4+8 && metric(t, admin, `dispatcher_jobs_created_total{lane="bulk"}`) > 0
+	})
+	if got := metric(t, admin, "dispatcher_bulk_lane_limit"); got != 8 {
+		t.Errorf("dispatcher_bulk_lane_limit: got %v, want 8 (BULK_CONCURRENCY, nothing late)", got)
+	}
+	for i := range 4 { // within acc_small's allowance of 4
+		ev := publishEvent(t, js, "acc_small", newContact("s"+strconv.Itoa(i)))
+		eventually(t, 10*time.Second, "delivery "+strconv.Itoa(i)+" of the other account", func() bool { return small.distinctIDs()[ev.EventID] == 1 })
+	}
+	if got := hanging.Load(); got > 4+8 {
+		t.Errorf("hanging requests: got %d, want at most 12 (4 default-lane jobs within the burst allowance and 8 bulk slots)", got)
+	}
+}
+
 // TestConsumersMigrateFromTheSingleLaneFilter checks that a delivery consumer created with the
 // older deliveries.ready.> filter is narrowed to the default lane, so the bulk lane's consumer
 // can exist beside it on the work queue.
@@ -98,13 +156,13 @@ func TestConsumersMigrateFromTheSingleLaneFilter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, lanes, err := ensureConsumers(ctx, js, cfg)
+	_, lanes, err := ensureConsumers(ctx, js, cfg, worker.NewThrottle(worker.ThrottleConfig{}, nil))
 	if err != nil {
 		t.Fatalf("ensure consumers over the old one: %v", err)
 	}
 	want := []string{"deliveries.ready.default.>", "deliveries.ready.bulk.>"}
-	for i, c := range lanes {
-		info, err := c.Info(ctx)
+	for i, l := range lanes {
+		info, err := l.Consumer.Info(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -18,6 +18,7 @@ import (
 
 	webhooksv1 "github.com/customertext/webhooks/libs/gen/customertext/webhooks/v1"
 	"github.com/customertext/webhooks/libs/signing"
+	"github.com/customertext/webhooks/services/dispatcher/internal/worker"
 )
 
 // buildBinary compiles the dispatcher into a temporary folder.
@@ -241,7 +242,7 @@ func TestRunStopsCleanly(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if _, _, err := ensureConsumers(ctx, js, parsed); err != nil { // fan-out and both lanes
+	if _, _, err := ensureConsumers(ctx, js, parsed, worker.NewThrottle(worker.ThrottleConfig{}, nil)); err != nil { // fan-out and both lanes
 		t.Fatal(err)
 	}
 	opts := []goleak.Option{goleak.IgnoreCurrent()}

@@ -84,7 +84,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err := streams.Ensure(setupCtx, js, streams.Config{Replicas: cfg.StreamReplicas}); err != nil {
 		return err
 	}
-	fanoutCons, laneCons, err := ensureConsumers(setupCtx, js, cfg)
+	throttle := worker.NewThrottle(worker.ThrottleConfig{Target: cfg.BulkTarget, Min: cfg.BulkMin, Max: cfg.BulkConcurrency},
+		func(n int) { m.BulkLimit.Set(float64(n)) })
+	fanoutCons, laneCons, err := ensureConsumers(setupCtx, js, cfg, throttle)
 	if err != nil {
 		return err
 	}
@@ -104,7 +106,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		UserAgent: "CustomerText-Webhooks/" + cfg.Version,
 		// The per-endpoint cap (per webhook URL) is the guard's; one host may serve many
 		// endpoints (Zapier, Make), so the transport may use the replica's whole concurrency on it.
-		MaxConnsPerHost: cfg.Concurrency,
+		MaxConnsPerHost: cfg.Concurrency + cfg.BulkConcurrency,
 		Propagator:      tracing.Propagator,
 	})
 	if err != nil {
@@ -127,7 +129,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// Leave a few seconds of the shutdown budget for closing connections.
 	drain := max(cfg.ShutdownTimeout-3*time.Second, time.Second)
 	pool, err := worker.New(js, laneCons, sender, syncer, guard, spans{tracing}, m, logger, worker.Config{
-		Concurrency:    cfg.Concurrency,
 		DefaultTimeout: cfg.DeliveryTimeout,
 		AckWait:        cfg.AckWait,
 		DrainTimeout:   drain,
@@ -156,7 +157,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		},
 	})
 	logger.Info("dispatcher starting", "admin_addr", lis.Addr().String(), "version", cfg.Version,
-		"concurrency", cfg.Concurrency, "per_endpoint_concurrency", cfg.PerEndpoint)
+		"concurrency", cfg.Concurrency, "bulk_concurrency", cfg.BulkConcurrency, "per_endpoint_concurrency", cfg.PerEndpoint)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return server.ServeHTTP(gctx, lis, admin, 2*time.Second) })
@@ -179,6 +180,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return pool.Run(gctx)
 	})
 	g.Go(func() error { pollBacklog(gctx, js, m, logger); return nil })
+	g.Go(func() error { throttle.Run(gctx); return nil })
 	err = g.Wait()
 	if derr := nc.Drain(); derr != nil && !errors.Is(derr, nats.ErrConnectionClosed) {
 		logger.Warn("drain nats", "error", derr)
@@ -195,7 +197,7 @@ func (s spans) Start(ctx context.Context, name string) (context.Context, func())
 	return ctx, func() { span.End() }
 }
 
-// laneConsumers names the delivery consumers in the workers' order of preference.
+// laneConsumers names the delivery consumers, one per lane.
 func laneConsumers() []struct{ lane, durable string } {
 	return []struct{ lane, durable string }{
 		{fanout.DefaultLane, streams.DeliveryConsumer},
@@ -203,9 +205,18 @@ func laneConsumers() []struct{ lane, durable string } {
 	}
 }
 
+// laneConcurrency is a lane's worker slots on this replica. Each lane has its own, so the bulk
+// lane's jobs never take the slots that the default lane's jobs need.
+func laneConcurrency(cfg config, lane string) int {
+	if lane == fanout.BulkLane {
+		return cfg.BulkConcurrency
+	}
+	return cfg.Concurrency
+}
+
 // ensureConsumers creates or updates the durable consumers shared by every replica: the fan-out
 // on EVENTS and one delivery consumer per lane on DELIVERIES.
-func ensureConsumers(ctx context.Context, js jetstream.JetStream, cfg config) (jetstream.Consumer, []jetstream.Consumer, error) {
+func ensureConsumers(ctx context.Context, js jetstream.JetStream, cfg config, throttle *worker.Throttle) (jetstream.Consumer, []worker.Lane, error) {
 	fan, err := streams.EnsureConsumer(ctx, js, streams.Events, jetstream.ConsumerConfig{
 		Durable:       streams.FanoutConsumer,
 		Description:   "dispatcher fan-out: one delivery job per (event, webhook)",
@@ -221,8 +232,9 @@ func ensureConsumers(ctx context.Context, js jetstream.JetStream, cfg config) (j
 	}
 	// The default lane's consumer is updated first: an older deployment's consumer filtered
 	// deliveries.ready.>, which would overlap the bulk lane's on the work queue.
-	var lanes []jetstream.Consumer
+	var lanes []worker.Lane
 	for _, l := range laneConsumers() {
+		conc := laneConcurrency(cfg, l.lane)
 		c, err := streams.EnsureConsumer(ctx, js, streams.Deliveries, jetstream.ConsumerConfig{
 			Durable:     l.durable,
 			Description: "dispatcher delivery workers, " + l.lane + " lane (ready jobs only: acking a schedule would cancel it)",
@@ -231,14 +243,20 @@ func ensureConsumers(ctx context.Context, js jetstream.JetStream, cfg config) (j
 			DeliverPolicy: jetstream.DeliverAllPolicy,
 			AckPolicy:     jetstream.AckExplicitPolicy,
 			AckWait:       cfg.AckWait,
-			// Each replica pulls at most CONCURRENCY jobs; room for 16 replicas.
-			MaxAckPending: cfg.Concurrency * 16,
+			// Each replica pulls at most the lane's concurrency; room for 16 replicas.
+			MaxAckPending: conc * 16,
 			MaxDeliver:    -1,
 		})
 		if err != nil {
 			return nil, nil, err
 		}
-		lanes = append(lanes, c)
+		lane := worker.Lane{Consumer: c, Concurrency: conc}
+		if l.lane == fanout.BulkLane {
+			lane.Limit = throttle
+		} else {
+			lane.Report = throttle
+		}
+		lanes = append(lanes, lane)
 	}
 	return fan, lanes, nil
 }

@@ -40,6 +40,7 @@ type Metrics struct {
 	ConsumerPending    *prometheus.GaugeVec // consumer
 	ConsumerAckPending *prometheus.GaugeVec // consumer
 	LaneBacklog        *prometheus.GaugeVec // lane
+	BulkLimit          prometheus.Gauge
 }
 
 // New creates and registers the metrics.
@@ -80,10 +81,12 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Messages delivered but not yet acknowledged, by consumer."}, []string{"consumer"}),
 		LaneBacklog: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "dispatcher_lane_backlog",
 			Help: "Ready delivery jobs waiting, by lane."}, []string{"lane"}),
+		BulkLimit: prometheus.NewGauge(prometheus.GaugeOpts{Name: "dispatcher_bulk_lane_limit",
+			Help: "Bulk-lane deliveries this replica may have in process now; it shrinks while the default lane is late."}),
 	}
 	for _, c := range []prometheus.Collector{m.EventsTotal, m.EventsInvalid, m.JobsCreated, m.DeliveriesTotal,
 		m.AttemptDuration, m.EndToEnd, m.RetriesTotal, m.DeadLetters, m.Deferred, m.InvalidJobs, m.InFlight,
-		m.QueueWait, m.ConsumerPending, m.ConsumerAckPending, m.LaneBacklog} {
+		m.QueueWait, m.ConsumerPending, m.ConsumerAckPending, m.LaneBacklog, m.BulkLimit} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register dispatcher metrics: %w", err)
 		}

@@ -28,14 +28,18 @@ import (
 const errWebhookDisabled = "webhook is disabled; not delivered (redeliver after enabling it)"
 
 // handle processes one ready job. Every path ends in exactly one of: ack (after the durable
-// follow-up is stored), nak (redelivered) or term (not a job). release gives the job's worker
-// slot back early (idempotent).
-func (p *Pool) handle(ctx context.Context, msg jetstream.Msg, release func()) {
+// follow-up is stored), nak (redelivered) or term (not a job). While the job's endpoint is busy it
+// waits in the lane's parking, if that has room, with its worker slot given back by release
+// (idempotent).
+func (p *Pool) handle(ctx context.Context, msg jetstream.Msg, st *laneState, release func()) {
 	lane := LaneOf(msg.Subject())
 	if meta, err := msg.Metadata(); err == nil {
 		p.metrics.QueueWait.WithLabelValues(lane).Observe(max(p.now().Sub(meta.Timestamp), 0).Seconds())
 	}
 	job, err := ParseJob(msg.Data())
+	if err == nil && st.report != nil && job.GetAttempt() == 1 && job.GetEventTime() != nil {
+		st.report.Observe(p.now().Sub(job.GetEventTime().AsTime()))
+	}
 	if err != nil {
 		p.metrics.InvalidJobs.Inc()
 		p.logger.Error("terminating invalid delivery job", "subject", msg.Subject(), "error", err)
@@ -75,7 +79,7 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg, release func()) {
 	permit, ok, wait, reason := p.guard.Acquire(ctx, hook.Endpoint, func() bool {
 		// Wait for the busy endpoint without a worker slot, if the parking has room.
 		select {
-		case p.parking <- struct{}{}:
+		case st.parking <- struct{}{}:
 			parked = true
 			release()
 			return true
@@ -84,7 +88,7 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg, release func()) {
 		}
 	})
 	if parked {
-		<-p.parking
+		<-st.parking
 	}
 	if !ok {
 		p.deferJob(ctx, msg, job, lane, wait, reason)

@@ -1,6 +1,8 @@
-// Package worker runs the delivery workers: it pulls ready jobs from the shared durable consumers
-// (one per lane, the default lane preferred over the bulk lane) with bounded concurrency, performs one HTTP attempt per job and settles it. A failed attempt
-// is acknowledged and the next one is published as a one-shot message schedule, so a delivery
+// Package worker runs the delivery workers: it pulls ready jobs from the shared durable consumers,
+// one per lane, each lane with its own fetch loop and its own bounded worker slots, performs one
+// HTTP attempt per job and settles it. Because lanes share no slots, a burst queued in the bulk
+// lane can never hold the slots that the default lane's jobs need. A failed attempt is
+// acknowledged and the next one is published as a one-shot message schedule, so a delivery
 // waiting for its retry holds no consumer slot that healthy endpoints need.
 package worker
 
@@ -39,12 +41,22 @@ type Tracer interface {
 	Start(ctx context.Context, name string) (context.Context, func())
 }
 
+// Lane is one ready lane the pool consumes.
+type Lane struct {
+	Consumer jetstream.Consumer
+	// Concurrency is the number of worker slots of this lane on this replica: jobs being
+	// processed, except those waiting for a slot of a busy endpoint, which give theirs back (at
+	// most Concurrency of them wait).
+	Concurrency int
+	// Limit, when set, further bounds the lane's jobs in process (the bulk lane's throttle).
+	Limit *Throttle
+	// Report, when set, is told how late each first attempt of this lane was picked up (the
+	// default lane reports to the bulk lane's throttle).
+	Report *Throttle
+}
+
 // Config tunes a Pool.
 type Config struct {
-	// Concurrency is the number of worker slots of this replica: jobs being processed, except
-	// those waiting for a slot of a busy endpoint, which give theirs back (at most Concurrency
-	// of them wait).
-	Concurrency int
 	// FetchBatch is the most jobs pulled in one request (never more than free slots).
 	FetchBatch int
 	// DefaultTimeout of an attempt when the webhook names none; MaxTimeout caps a webhook's own.
@@ -63,10 +75,8 @@ type Config struct {
 
 // Pool is the delivery worker pool of one replica.
 type Pool struct {
-	js    jetstream.JetStream
-	lanes []jetstream.Consumer
-	// parking bounds the jobs waiting for a busy endpoint after giving back their worker slot.
-	parking chan struct{}
+	js      jetstream.JetStream
+	lanes   []Lane
 	sender  Sender
 	hooks   Webhooks
 	guard   *endpoint.Guard
@@ -78,16 +88,16 @@ type Pool struct {
 	records *recordBatcher
 }
 
-// New builds a Pool consuming from the lanes' consumers, listed in order of preference: a
-// consumer is pulled from only when the ones before it have nothing ready (except for one fetch
-// in bulkShare, so a later lane is never starved completely).
-func New(js jetstream.JetStream, lanes []jetstream.Consumer, sender Sender, hooks Webhooks, guard *endpoint.Guard,
+// New builds a Pool consuming from the lanes' consumers, each lane with its own slots.
+func New(js jetstream.JetStream, lanes []Lane, sender Sender, hooks Webhooks, guard *endpoint.Guard,
 	tracer Tracer, m *metrics.Metrics, logger *slog.Logger, cfg Config) (*Pool, error) {
 	if len(lanes) == 0 {
-		return nil, errors.New("new worker pool: at least one consumer is required")
+		return nil, errors.New("new worker pool: at least one lane is required")
 	}
-	if cfg.Concurrency <= 0 {
-		return nil, errors.New("new worker pool: concurrency must be positive")
+	for i, l := range lanes {
+		if l.Consumer == nil || l.Concurrency <= 0 {
+			return nil, fmt.Errorf("new worker pool: lane %d needs a consumer and a positive concurrency", i)
+		}
 	}
 	if cfg.Policy.MaxAttempts() == 0 {
 		return nil, errors.New("new worker pool: a retry policy is required")
@@ -110,7 +120,7 @@ func New(js jetstream.JetStream, lanes []jetstream.Consumer, sender Sender, hook
 	if cfg.PublishTimeout <= 0 {
 		cfg.PublishTimeout = 10 * time.Second
 	}
-	return &Pool{js: js, lanes: lanes, parking: make(chan struct{}, cfg.Concurrency), sender: sender, hooks: hooks, guard: guard, tracer: tracer, metrics: m,
+	return &Pool{js: js, lanes: lanes, sender: sender, hooks: hooks, guard: guard, tracer: tracer, metrics: m,
 		logger: logger.With("component", "delivery"), cfg: cfg, now: time.Now,
 		records: newRecordBatcher(js, cfg.PublishTimeout)}, nil
 }
@@ -125,42 +135,90 @@ func (p *Pool) Run(ctx context.Context) error {
 	batcherDone := make(chan struct{})
 	go func() { defer close(batcherDone); p.records.Run(batching) }()
 	defer func() { stopBatching(); <-batcherDone }()
-	slots := make(chan struct{}, p.cfg.Concurrency)
-	var wg sync.WaitGroup
 
+	var jobs, loops sync.WaitGroup
+	for _, l := range p.lanes {
+		loops.Add(1)
+		go func() {
+			defer loops.Done()
+			p.pullLoop(ctx, work, l, &jobs)
+		}()
+	}
+	loops.Wait()
+
+	done := make(chan struct{})
+	go func() { jobs.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-time.After(p.cfg.DrainTimeout):
+		p.logger.Warn("drain deadline reached; abandoning in-flight deliveries for redelivery")
+		abort()
+		<-done
+		return nil
+	}
+}
+
+// pullLoop pulls one lane's jobs until ctx ends and processes them with work as their context,
+// never holding more than the lane's Concurrency slots.
+func (p *Pool) pullLoop(ctx, work context.Context, l Lane, jobs *sync.WaitGroup) {
+	slots := make(chan struct{}, l.Concurrency)
+	st := &laneState{parking: make(chan struct{}, l.Concurrency), report: l.Report}
+	// take reserves one job's room: a slot, and a permit of the lane's limit if it has one.
+	take := func(wait bool) bool {
+		if wait {
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return false
+			}
+		} else {
+			select {
+			case slots <- struct{}{}:
+			default:
+				return false
+			}
+		}
+		switch {
+		case l.Limit == nil:
+			return true
+		case wait && l.Limit.Acquire(ctx) == nil:
+			return true
+		case !wait && l.Limit.TryAcquire():
+			return true
+		}
+		<-slots
+		return false
+	}
+	giveBack := func() {
+		<-slots
+		if l.Limit != nil {
+			l.Limit.Release()
+		}
+	}
 	backoff := time.Duration(0)
-	round := 0
 	for ctx.Err() == nil {
-		// Pull only as many jobs as there are free slots: a pulled job's AckWait is ticking.
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
+		// Pull only as many jobs as there is room for: a pulled job's AckWait is ticking.
+		if !take(true) {
 			continue
 		}
 		n := 1
-	more:
-		for n < p.cfg.FetchBatch {
-			select {
-			case slots <- struct{}{}:
-				n++
-			default:
-				break more
-			}
+		for n < p.cfg.FetchBatch && take(false) {
+			n++
 		}
-		round++
-		got, err := p.pull(n, round, func(msg jetstream.Msg) {
-			wg.Add(1)
+		got, err := pull(l.Consumer, n, func(msg jetstream.Msg) {
+			jobs.Add(1)
 			p.metrics.InFlight.Inc()
 			var once sync.Once
-			release := func() { once.Do(func() { <-slots; p.metrics.InFlight.Dec() }) }
+			release := func() { once.Do(func() { giveBack(); p.metrics.InFlight.Dec() }) }
 			go func() {
-				defer wg.Done()
+				defer jobs.Done()
 				defer release()
-				p.handle(work, msg, release)
+				p.handle(work, msg, st, release)
 			}()
 		})
 		for range n - got {
-			<-slots
+			giveBack()
 		}
 		if err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
 			backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
@@ -175,33 +233,20 @@ func (p *Pool) Run(ctx context.Context) error {
 		}
 		backoff = 0
 	}
-
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-time.After(p.cfg.DrainTimeout):
-		p.logger.Warn("drain deadline reached; abandoning in-flight deliveries for redelivery")
-		abort()
-		<-done
-		return nil
-	}
 }
 
-// bulkShare: one fetch in this many tries the later lanes first.
-const bulkShare = 10
+// laneState is what a lane's jobs share.
+type laneState struct {
+	// parking bounds the jobs waiting for a busy endpoint after giving back their worker slot.
+	parking chan struct{}
+	report  *Throttle
+}
 
-// pull fetches up to n jobs, preferring earlier lanes, and hands each to start. When no lane
-// has anything ready it waits for the first job of the preferred lane (a second at most with one
-// lane, a quarter of a second with several so later lanes are looked at again soon), then
-// returns so the caller fetches the rest without waiting: a Fetch that waited for a whole batch
-// would leave free slots idle while jobs trickle in (schedules firing).
-func (p *Pool) pull(n, round int, start func(jetstream.Msg)) (int, error) {
-	order := p.lanes
-	if len(order) > 1 && round%bulkShare == 0 {
-		order = append(append([]jetstream.Consumer(nil), order[1:]...), order[0])
-	}
+// pull fetches up to n jobs and hands each to start. When nothing is ready it waits for the
+// first job (a second at most), then returns so the caller fetches the rest without waiting: a
+// Fetch that waited for a whole batch would leave free slots idle while jobs trickle in
+// (schedules firing).
+func pull(c jetstream.Consumer, n int, start func(jetstream.Msg)) (int, error) {
 	got := 0
 	consume := func(batch jetstream.MessageBatch) error {
 		for msg := range batch.Messages() {
@@ -210,23 +255,14 @@ func (p *Pool) pull(n, round int, start func(jetstream.Msg)) (int, error) {
 		}
 		return batch.Error()
 	}
-	for _, c := range order {
-		batch, err := c.FetchNoWait(n)
-		if err == nil {
-			err = consume(batch)
-		}
-		if err != nil && !errors.Is(err, nats.ErrTimeout) {
-			return got, err
-		}
-		if got > 0 {
-			return got, nil
-		}
+	batch, err := c.FetchNoWait(n)
+	if err == nil {
+		err = consume(batch)
 	}
-	wait := time.Second
-	if len(p.lanes) > 1 {
-		wait = 250 * time.Millisecond
+	if got > 0 || (err != nil && !errors.Is(err, nats.ErrTimeout)) {
+		return got, err
 	}
-	batch, err := p.lanes[0].Fetch(1, jetstream.FetchMaxWait(wait))
+	batch, err = c.Fetch(1, jetstream.FetchMaxWait(time.Second))
 	if err == nil {
 		err = consume(batch)
 	}
