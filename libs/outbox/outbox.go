@@ -31,6 +31,47 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 // Channel is the LISTEN/NOTIFY channel that wakes the relay of schema.
 func Channel(schema string) string { return "outbox_" + schema }
 
+// Event is one event to add, with the trace headers to carry along.
+type Event struct {
+	Envelope event.Envelope
+	Headers  nats.Header
+}
+
+// AddMany stores events in the outbox inside tx in one statement, in their order, and wakes
+// the relay when tx commits: what a bulk producer (an import of thousands of rows) uses instead
+// of a round trip per event. Same requirements as Add.
+func AddMany(ctx context.Context, tx pgx.Tx, schema string, events []Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	ids, subjects, headers := make([]string, len(events)), make([]string, len(events)), make([]string, len(events))
+	bodies := make([][]byte, len(events))
+	for i, e := range events {
+		body, err := e.Envelope.Marshal()
+		if err != nil {
+			return fmt.Errorf("add to outbox: %w", err)
+		}
+		h := []byte("{}")
+		if e.Headers != nil {
+			if h, err = json.Marshal(e.Headers); err != nil {
+				return fmt.Errorf("add to outbox: headers: %w", err)
+			}
+		}
+		ids[i], subjects[i], bodies[i], headers[i] = e.Envelope.EventID, streams.EventSubject(e.Envelope.AccountID, e.Envelope.Event), body, string(h)
+	}
+	// WITH ORDINALITY keeps the events' order in seq, which is the relay's order.
+	if _, err := tx.Exec(ctx, `WITH ins AS (
+			INSERT INTO outbox (event_id, subject, body, headers)
+			SELECT id, subj, body, h::jsonb FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[])
+				WITH ORDINALITY AS x(id, subj, body, h, n) ORDER BY n
+			RETURNING 1)
+		SELECT pg_notify($5, '') WHERE EXISTS (SELECT 1 FROM ins)`,
+		ids, subjects, bodies, headers, Channel(schema)); err != nil {
+		return fmt.Errorf("add to outbox: %w", err)
+	}
+	return nil
+}
+
 // Add stores env in the outbox inside tx, with the trace headers to carry along, and wakes the
 // relay when tx commits. It must be called on a transaction whose search_path is the service's
 // schema (the pools from postgres.Open are).

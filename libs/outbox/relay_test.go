@@ -47,22 +47,36 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+const traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
 func addEvents(t *testing.T, pool *pgxpool.Pool, n int) []string {
+	t.Helper()
+	return addEventsWith(t, pool, n, false)
+}
+
+// addEventsWith adds n events in one transaction, with one AddMany when many is set.
+func addEventsWith(t *testing.T, pool *pgxpool.Pool, n int, many bool) []string {
 	t.Helper()
 	var ids []string
 	ctx := context.Background()
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		var batch []outbox.Event
 		for range n {
 			env, err := event.New("acct_1", &eventsv1.NewContact{ContactId: "c1", Source: "manual"}, time.Now())
 			if err != nil {
 				return err
 			}
-			if err := outbox.Add(ctx, tx, schema, env, nats.Header{"traceparent": {"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}}); err != nil {
+			ids = append(ids, env.EventID)
+			h := nats.Header{"traceparent": {traceparent}}
+			if many {
+				batch = append(batch, outbox.Event{Envelope: env, Headers: h})
+				continue
+			}
+			if err := outbox.Add(ctx, tx, schema, env, h); err != nil {
 				return err
 			}
-			ids = append(ids, env.EventID)
 		}
-		return nil
+		return outbox.AddMany(ctx, tx, schema, batch)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -198,7 +212,15 @@ func TestRelayPublishesOnceAndSurvivesNATSOutage(t *testing.T) {
 
 // TestRelayWakesOnCommit shows the LISTEN/NOTIFY path: with polling effectively off, a committed
 // event is still published.
+// TestRelayWakesOnCommit adds events one by one and with AddMany: either way the commit wakes
+// the relay (it never polls here), and the events reach EVENTS in order with their headers.
 func TestRelayWakesOnCommit(t *testing.T) {
+	for _, many := range []bool{false, true} {
+		t.Run(map[bool]string{false: "Add", true: "AddMany"}[many], func(t *testing.T) { testRelayWakesOnCommit(t, many) })
+	}
+}
+
+func testRelayWakesOnCommit(t *testing.T, many bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	pool, err := postgres.Open(ctx, pgtest.NewDatabase(t), schema, 4)
@@ -239,15 +261,31 @@ func TestRelayWakesOnCommit(t *testing.T) {
 		_ = pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'`).Scan(&n)
 		return n > 0
 	})
-	addEvents(t, pool, 2)
-	waitFor(t, "2 events on EVENTS without polling", func() bool {
+	ids := addEventsWith(t, pool, 3, many)
+	waitFor(t, "3 events on EVENTS without polling", func() bool {
 		s, err := js.Stream(ctx, streams.Events)
 		if err != nil {
 			return false
 		}
 		info, err := s.Info(ctx)
-		return err == nil && info.State.Msgs == 2
+		return err == nil && info.State.Msgs == 3
 	})
+	stream, err := js.Stream(ctx, streams.Events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range ids {
+		m, err := stream.GetMsg(ctx, uint64(i+1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.Header.Get(jetstream.MsgIDHeader); got != id {
+			t.Errorf("message %d: event %s, want %s (the order they were added in)", i+1, got, id)
+		}
+		if got := m.Header.Get("traceparent"); got != traceparent {
+			t.Errorf("message %d: traceparent %q, want %q", i+1, got, traceparent)
+		}
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("relay returned %v", err)

@@ -62,7 +62,14 @@ const maxAttempts = 3
 func (s *Store) InTx(ctx context.Context, fn func(tx app.Tx) error) error {
 	var err error
 	for range maxAttempts {
-		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return fn(&Tx{tx: tx}) })
+		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			t := &Tx{tx: tx}
+			if err := fn(t); err != nil {
+				return err
+			}
+			// The transaction's events go to the outbox in one statement, just before commit.
+			return outbox.AddMany(ctx, tx, Schema, t.events)
+		})
 		if !retryable(err) {
 			return err
 		}
@@ -166,6 +173,8 @@ type Tx struct {
 	groups map[string]domain.Group
 	// groupsLocked records the accounts whose group-creation lock this transaction holds.
 	groupsLocked map[string]bool
+	// events wait here until the transaction is about to commit (AddEvent).
+	events []outbox.Event
 }
 
 var _ app.Tx = (*Tx)(nil)
@@ -382,7 +391,9 @@ func (t *Tx) CreateGroup(ctx context.Context, accountID string, g domain.Group) 
 	return nil
 }
 
-// AddEvent implements app.Tx.
-func (t *Tx) AddEvent(ctx context.Context, env event.Envelope, headers nats.Header) error {
-	return outbox.Add(ctx, t.tx, Schema, env, headers)
+// AddEvent implements app.Tx. The event is written with the transaction's others when it is
+// about to commit (an import's thousands of events in one statement, not a round trip each).
+func (t *Tx) AddEvent(_ context.Context, env event.Envelope, headers nats.Header) error {
+	t.events = append(t.events, outbox.Event{Envelope: env, Headers: headers})
+	return nil
 }
