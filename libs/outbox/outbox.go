@@ -37,6 +37,11 @@ type Event struct {
 	Headers  nats.Header
 }
 
+// BulkThreshold: the events of an AddMany call of more than this many are bulk rows, which the
+// relay publishes on its own, beside the other rows (see Relay), so that one account's import
+// of 100,000 contacts does not hold back every other account's events in the outbox.
+const BulkThreshold = 100
+
 // AddMany stores events in the outbox inside tx in one statement, in their order, and wakes
 // the relay when tx commits: what a bulk producer (an import of thousands of rows) uses instead
 // of a round trip per event. Same requirements as Add.
@@ -61,12 +66,12 @@ func AddMany(ctx context.Context, tx pgx.Tx, schema string, events []Event) erro
 	}
 	// WITH ORDINALITY keeps the events' order in seq, which is the relay's order.
 	if _, err := tx.Exec(ctx, `WITH ins AS (
-			INSERT INTO outbox (event_id, subject, body, headers)
-			SELECT id, subj, body, h::jsonb FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[])
+			INSERT INTO outbox (event_id, subject, body, headers, bulk)
+			SELECT id, subj, body, h::jsonb, $6 FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[])
 				WITH ORDINALITY AS x(id, subj, body, h, n) ORDER BY n
 			RETURNING 1)
 		SELECT pg_notify($5, '') WHERE EXISTS (SELECT 1 FROM ins)`,
-		ids, subjects, bodies, headers, Channel(schema)); err != nil {
+		ids, subjects, bodies, headers, Channel(schema), len(events) > BulkThreshold); err != nil {
 		return fmt.Errorf("add to outbox: %w", err)
 	}
 	return nil

@@ -13,6 +13,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/customertext/webhooks/libs/streams"
 )
 
 // RelayConfig tunes a Relay; zero values take the defaults.
@@ -25,10 +27,15 @@ type RelayConfig struct {
 	PollInterval time.Duration
 	// AckTimeout bounds the wait for JetStream's acknowledgements of one batch (default 10 s).
 	AckTimeout time.Duration
+	// MaxFanoutBacklog paces bulk rows: they are published only while fewer events than this
+	// wait for the dispatchers' fan-out (default 100; negative: never paced). A burst then waits
+	// in its own outbox instead of in the queue every account's events share.
+	MaxFanoutBacklog int
 }
 
 // Relay publishes outbox rows to JetStream. Several replicas may run against the same table:
-// each batch is locked with FOR UPDATE SKIP LOCKED.
+// each batch is locked with FOR UPDATE SKIP LOCKED. Bulk rows and the others are drained by two
+// loops side by side.
 type Relay struct {
 	pool   *pgxpool.Pool
 	js     jetstream.JetStream
@@ -39,6 +46,9 @@ type Relay struct {
 	failures  prometheus.Counter
 	pending   prometheus.Gauge
 	oldest    prometheus.Gauge
+	paced     prometheus.Counter
+
+	fanout jetstream.Consumer // looked up when first needed
 }
 
 // NewRelay builds a relay and registers its metrics (outbox_*, labelled by schema).
@@ -55,6 +65,9 @@ func NewRelay(pool *pgxpool.Pool, js jetstream.JetStream, logger *slog.Logger, r
 	if cfg.AckTimeout <= 0 {
 		cfg.AckTimeout = 10 * time.Second
 	}
+	if cfg.MaxFanoutBacklog == 0 {
+		cfg.MaxFanoutBacklog = 100
+	}
 	labels := prometheus.Labels{"schema": cfg.Schema}
 	r := &Relay{
 		pool: pool, js: js, logger: logger.With("component", "outbox_relay"), cfg: cfg,
@@ -66,8 +79,10 @@ func NewRelay(pool *pgxpool.Pool, js jetstream.JetStream, logger *slog.Logger, r
 			Help: "Events waiting in the outbox.", ConstLabels: labels}),
 		oldest: prometheus.NewGauge(prometheus.GaugeOpts{Name: "outbox_oldest_age_seconds",
 			Help: "Age of the oldest event waiting in the outbox (0 when empty).", ConstLabels: labels}),
+		paced: prometheus.NewCounter(prometheus.CounterOpts{Name: "outbox_bulk_paced_seconds_total",
+			Help: "Time bulk rows waited because the dispatchers' fan-out had a backlog.", ConstLabels: labels}),
 	}
-	for _, c := range []prometheus.Collector{r.published, r.failures, r.pending, r.oldest} {
+	for _, c := range []prometheus.Collector{r.published, r.failures, r.pending, r.oldest, r.paced} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register outbox metrics: %w", err)
 		}
@@ -76,40 +91,57 @@ func NewRelay(pool *pgxpool.Pool, js jetstream.JetStream, logger *slog.Logger, r
 }
 
 // Run drains the outbox until ctx ends: at once when a transaction adds a row (LISTEN/NOTIFY),
-// and every PollInterval regardless, with a growing pause while JetStream is unreachable.
+// and every PollInterval regardless, with a growing pause while JetStream is unreachable. Bulk
+// rows (see BulkThreshold) are drained by a loop of their own, so an import's backlog never
+// stands in front of the other rows: each loop keeps its rows' order.
 func (r *Relay) Run(ctx context.Context) error {
-	wake := make(chan struct{}, 1)
+	wakes := []chan struct{}{make(chan struct{}, 1), make(chan struct{}, 1)}
 	listenCtx, stopListen := context.WithCancel(ctx)
 	defer stopListen()
 	listenDone := make(chan struct{})
 	go func() {
 		defer close(listenDone)
-		r.listen(listenCtx, wake)
+		r.listen(listenCtx, wakes)
 	}()
 	defer func() { stopListen(); <-listenDone }()
 
+	bulkDone := make(chan struct{})
+	go func() {
+		defer close(bulkDone)
+		r.loop(ctx, true, wakes[1])
+	}()
+	r.loop(ctx, false, wakes[0])
+	<-bulkDone
+	return nil
+}
+
+// loop drains the bulk rows or the others until ctx ends.
+func (r *Relay) loop(ctx context.Context, bulk bool, wake <-chan struct{}) {
 	backoff := time.Duration(0)
 	lastStats := time.Time{}
 	for {
-		n, err := r.drain(ctx)
+		if bulk && !r.pace(ctx) {
+			return
+		}
+		n, err := r.drain(ctx, bulk)
 		switch {
 		case ctx.Err() != nil:
-			return nil
+			return
 		case err != nil:
 			r.failures.Inc()
 			backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
-			r.logger.Warn("outbox publish failed; rows stay and will be retried", "error", err, "retry_in", backoff)
+			r.logger.Warn("outbox publish failed; rows stay and will be retried", "error", err, "bulk", bulk, "retry_in", backoff)
 		default:
 			backoff = 0
 			if n > 0 {
 				continue // more may be waiting
 			}
 		}
-		if time.Since(lastStats) > 5*time.Second {
+		if !bulk && time.Since(lastStats) > 5*time.Second {
 			r.updateStats(ctx)
 			lastStats = time.Now()
 		}
-		wait, wakeC := r.cfg.PollInterval, (<-chan struct{})(wake)
+		wait, wakeC := r.cfg.PollInterval, wake
 		if backoff > 0 {
 			wait, wakeC = backoff, nil // a notification must not cut a back-off short
 		}
@@ -117,7 +149,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil
+			return
 		case <-wakeC:
 		case <-t.C:
 		}
@@ -125,8 +157,41 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 }
 
-// listen forwards notifications to wake until ctx ends, reconnecting after errors.
-func (r *Relay) listen(ctx context.Context, wake chan<- struct{}) {
+// pace waits while the fan-out has MaxFanoutBacklog or more events waiting; it returns false
+// when ctx ended. Without a fan-out consumer (no dispatcher yet) nothing is paced.
+func (r *Relay) pace(ctx context.Context) bool {
+	if r.cfg.MaxFanoutBacklog < 0 {
+		return true
+	}
+	for {
+		if r.fanout == nil {
+			c, err := r.js.Consumer(ctx, streams.Events, streams.FanoutConsumer)
+			if err != nil {
+				return ctx.Err() == nil
+			}
+			r.fanout = c
+		}
+		info, err := r.fanout.Info(ctx)
+		if err != nil {
+			r.fanout = nil // deleted, or NATS away: drain will find out and back off
+			return ctx.Err() == nil
+		}
+		if info.NumPending+uint64(info.NumAckPending) < uint64(r.cfg.MaxFanoutBacklog) {
+			return true
+		}
+		start := time.Now()
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(20 * time.Millisecond):
+		}
+		r.paced.Add(time.Since(start).Seconds())
+	}
+}
+
+// listen forwards notifications to every loop's wake channel until ctx ends, reconnecting after
+// errors.
+func (r *Relay) listen(ctx context.Context, wakes []chan struct{}) {
 	for ctx.Err() == nil {
 		err := func() error {
 			conn, err := r.pool.Acquire(ctx)
@@ -147,9 +212,11 @@ func (r *Relay) listen(ctx context.Context, wake chan<- struct{}) {
 				if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
 					return fmt.Errorf("wait for notification: %w", err)
 				}
-				select {
-				case wake <- struct{}{}:
-				default:
+				for _, wake := range wakes {
+					select {
+					case wake <- struct{}{}:
+					default:
+					}
 				}
 			}
 		}()
@@ -172,12 +239,24 @@ type row struct {
 	headers []byte
 }
 
-// drain publishes one batch and returns how many rows it published.
-func (r *Relay) drain(ctx context.Context) (int, error) {
+// drain publishes one batch of bulk rows, or of the others, and returns how many rows it
+// published. A batch of bulk rows is at most MaxFanoutBacklog/2, so that pacing keeps the
+// fan-out's backlog near its bound.
+func (r *Relay) drain(ctx context.Context, bulk bool) (int, error) {
+	limit := r.cfg.BatchSize
+	if bulk && r.cfg.MaxFanoutBacklog > 0 {
+		limit = max(1, min(limit, r.cfg.MaxFanoutBacklog/2))
+	}
+	// Literal conditions, so that each query is planned on its partial index.
+	query := `SELECT seq, event_id, subject, body, headers FROM outbox WHERE NOT bulk
+		ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`
+	if bulk {
+		query = `SELECT seq, event_id, subject, body, headers FROM outbox WHERE bulk
+		ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`
+	}
 	var n int
 	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT seq, event_id, subject, body, headers FROM outbox
-			ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`, r.cfg.BatchSize)
+		rows, err := tx.Query(ctx, query, limit)
 		if err != nil {
 			return fmt.Errorf("select outbox: %w", err)
 		}

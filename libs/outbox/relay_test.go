@@ -2,6 +2,7 @@ package outbox_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -285,6 +286,175 @@ func testRelayWakesOnCommit(t *testing.T, many bool) {
 		if got := m.Header.Get("traceparent"); got != traceparent {
 			t.Errorf("message %d: traceparent %q, want %q", i+1, got, traceparent)
 		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("relay returned %v", err)
+	}
+}
+
+// TestBulkRowsDoNotHoldBackOthers writes an import's worth of bulk rows, then one event of
+// another account: the relay publishes that event long before the bulk backlog is through,
+// where a single FIFO would have published it last.
+func TestBulkRowsDoNotHoldBackOthers(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pool, js := outboxAndStreams(ctx, t)
+
+	const bulk = 5000
+	addEventsWith(t, pool, bulk, true)
+	other := addEvents(t, pool, 1)[0]
+	rows, err := pool.Query(ctx, `SELECT bulk, count(*) FROM outbox GROUP BY bulk`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[bool]int{}
+	for rows.Next() {
+		var b bool
+		var n int
+		if err := rows.Scan(&b, &n); err != nil {
+			t.Fatal(err)
+		}
+		kinds[b] = n
+	}
+	if kinds[true] != bulk || kinds[false] != 1 {
+		t.Fatalf("outbox rows by bulk: %v, want %d bulk and 1 other", kinds, bulk)
+	}
+
+	relay, err := outbox.NewRelay(pool, js, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(),
+		outbox.RelayConfig{Schema: schema, BatchSize: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- relay.Run(ctx) }()
+	stream, err := js.Stream(ctx, streams.Events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the whole outbox on EVENTS", func() bool {
+		info, err := stream.Info(ctx)
+		return err == nil && info.State.Msgs == bulk+1
+	})
+	var seq uint64
+	for s := uint64(1); s <= bulk+1; s++ {
+		msg, err := stream.GetMsg(ctx, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if msg.Header.Get(jetstream.MsgIDHeader) == other {
+			seq = s
+			break
+		}
+	}
+	if seq == 0 || seq > bulk/2 {
+		t.Errorf("the other event is message %d on EVENTS; want it within the first half of the %d bulk rows", seq, bulk)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("relay returned %v", err)
+	}
+}
+
+// outboxAndStreams returns a pool on a fresh database with the outbox, and a JetStream context
+// on a fresh nats-server with the streams; both close when the test ends.
+func outboxAndStreams(ctx context.Context, t *testing.T) (*pgxpool.Pool, jetstream.JetStream) {
+	t.Helper()
+	pool, err := postgres.Open(ctx, pgtest.NewDatabase(t), schema, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if err := outbox.Migrate(ctx, pool, schema); err != nil {
+		t.Fatal(err)
+	}
+	ns, err := natsserver.Start(natsserver.Options{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := streams.Ensure(ctx, js, streams.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	return pool, js
+}
+
+// TestBulkRowsArePacedByTheFanoutBacklog: bulk rows stay in the outbox while the fan-out has
+// MaxFanoutBacklog events waiting, and go on as soon as it catches up; other rows are not paced.
+func TestBulkRowsArePacedByTheFanoutBacklog(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pool, js := outboxAndStreams(ctx, t)
+	fanout, err := streams.EnsureConsumer(ctx, js, streams.Events, jetstream.ConsumerConfig{
+		Durable: streams.FanoutConsumer, FilterSubject: "events.>", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const bulk, maxBacklog = 500, 40
+	addEventsWith(t, pool, bulk, true)
+	reg := prometheus.NewRegistry()
+	relay, err := outbox.NewRelay(pool, js, slog.New(slog.NewTextHandler(io.Discard, nil)), reg,
+		outbox.RelayConfig{Schema: schema, MaxFanoutBacklog: maxBacklog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- relay.Run(ctx) }()
+	stream, err := js.Stream(ctx, streams.Events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := func() uint64 {
+		info, err := stream.Info(ctx)
+		if err != nil {
+			return 0
+		}
+		return info.State.Msgs
+	}
+	waitFor(t, "the relay to pace the bulk rows", func() bool { return msgs() >= maxBacklog })
+	// Once the backlog is at the bound, nothing more comes until the fan-out reads.
+	paced := relay.PacedForTest()
+	waitFor(t, "time counted as paced", func() bool { return testutil.ToFloat64(paced) > 0.1 })
+	if got := msgs(); got > maxBacklog+maxBacklog/2 {
+		t.Fatalf("EVENTS holds %d bulk events while the fan-out reads nothing; want at most %d", got, maxBacklog+maxBacklog/2)
+	}
+	other := addEvents(t, pool, 1)[0]
+	waitFor(t, "the other event, not paced", func() bool {
+		m, err := stream.GetLastMsgForSubject(ctx, streams.EventSubject("acct_1", event.NewContact))
+		return err == nil && m.Header.Get(jetstream.MsgIDHeader) == other
+	})
+
+	// The fan-out catches up: the rest follows.
+	read := 0
+	for read < bulk+1 {
+		batch, err := fanout.Fetch(100, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range batch.Messages() {
+			if err := m.Ack(); err != nil {
+				t.Fatal(err)
+			}
+			read++
+		}
+		if batch.Error() != nil && !errors.Is(batch.Error(), nats.ErrTimeout) {
+			t.Fatal(batch.Error())
+		}
+		if ctx.Err() != nil {
+			t.Fatal(ctx.Err())
+		}
+	}
+	if got := msgs(); got != bulk+1 {
+		t.Errorf("EVENTS holds %d events in the end, want %d", got, bulk+1)
 	}
 	cancel()
 	if err := <-done; err != nil {
