@@ -27,10 +27,11 @@ type receivers struct {
 	lats  map[string][]time.Duration
 	last  map[string]time.Time
 	frst  map[string]time.Time
+	times map[string][]time.Time
 }
 
 func startReceivers(n int) (*receivers, error) {
-	r := &receivers{paths: map[string]int{}, lats: map[string][]time.Duration{}, last: map[string]time.Time{}, frst: map[string]time.Time{}}
+	r := &receivers{paths: map[string]int{}, lats: map[string][]time.Duration{}, last: map[string]time.Time{}, frst: map[string]time.Time{}, times: map[string][]time.Time{}}
 	for range n {
 		lis, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -76,6 +77,7 @@ func (r *receivers) handle(w http.ResponseWriter, req *http.Request) {
 	r.mu.Lock()
 	r.paths[req.Host+req.URL.Path]++
 	r.lats[label] = append(r.lats[label], lat)
+	r.times[label] = append(r.times[label], now)
 	if _, ok := r.frst[label]; !ok {
 		r.frst[label] = now
 	}
@@ -109,6 +111,7 @@ func (r *receivers) reset(label string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.lats, label)
+	delete(r.times, label)
 	delete(r.frst, label)
 	delete(r.last, label)
 }
@@ -157,4 +160,34 @@ func (r *receivers) close() {
 	for _, s := range r.servers {
 		_ = s.Close()
 	}
+}
+
+// timeline prints p50/p99 of label per window.
+func (r *receivers) timeline(label string, w time.Duration) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ts, ls := r.times[label], r.lats[label]
+	if len(ts) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	start := ts[0]
+	var cur []time.Duration
+	win := 0
+	flush := func() {
+		if len(cur) > 0 {
+			fmt.Fprintf(&b, "  t=%3ds n=%5d p50=%6.1fms p99=%6.1fms\n", win*int(w/time.Second), len(cur), float64(percentile(cur, 50).Microseconds())/1000, float64(percentile(cur, 99).Microseconds())/1000)
+		}
+		cur = nil
+	}
+	for i, t := range ts {
+		k := int(t.Sub(start) / w)
+		if k != win {
+			flush()
+			win = k
+		}
+		cur = append(cur, ls[i])
+	}
+	flush()
+	return b.String()
 }

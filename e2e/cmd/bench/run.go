@@ -95,7 +95,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	var s summary
 
 	fmt.Fprintln(stdout, "== HTTP ceiling: raw POSTs from one process to the same receivers")
-	s.HTTPCeilingPerSec = httpCeiling(ctx, rcv, 3*time.Second)
+	s.HTTPCeilingPerSec = round(httpCeiling(ctx, rcv, 3*time.Second))
 	fmt.Fprintf(stdout, "   %.0f requests/s\n", s.HTTPCeilingPerSec)
 
 	if err := mainScenarios(ctx, o, base, rcv, &s, stdout); err != nil {
@@ -233,23 +233,23 @@ func (e *env) account(ctx context.Context, urls []string) (string, error) {
 	return acct.GetAccountId(), nil
 }
 
-// publish adds n new_contact events per account to the outbox, batchSize per transaction.
+// publish adds n new_contact events per account to the outbox, batchSize per transaction, as an
+// import does (contacts writes a transaction's events with one outbox.AddMany).
 func (e *env) publish(ctx context.Context, accounts []string, n int) error {
 	const batchSize = 500
 	for start := 0; start < n; start += batchSize {
 		err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
+			var batch []outbox.Event
 			for i := start; i < min(n, start+batchSize); i++ {
 				for _, a := range accounts {
 					env, err := event.New(a, &eventsv1.NewContact{ContactId: fmt.Sprint(i), FirstName: "Bench", Phone: "+15551234567", Source: "import"}, time.Now())
 					if err != nil {
 						return err
 					}
-					if err := outbox.Add(ctx, tx, benchSchema, env, nil); err != nil {
-						return err
-					}
+					batch = append(batch, outbox.Event{Envelope: env})
 				}
 			}
-			return nil
+			return outbox.AddMany(ctx, tx, benchSchema, batch)
 		})
 		if err != nil {
 			return fmt.Errorf("publish: %w", err)

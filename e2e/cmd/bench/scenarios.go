@@ -212,6 +212,7 @@ func fairness(ctx context.Context, o options, e *env, rcv *receivers, s *summary
 	if err := rcv.waitCount(ctx, "quiet", quietSent, 2*time.Minute); err != nil {
 		return err
 	}
+	fmt.Fprint(out, rcv.timeline("quiet", 10*time.Second))
 	first, last := rcv.window("burst")
 	s.BurstDrainPerSec = round(float64(o.burst) / last.Sub(first).Seconds())
 	s.QuietP99MsDuringBurst = ms(rcv.percentile("quiet", 99))
