@@ -94,6 +94,11 @@ const (
 	AttemptBatchHeader  = "Ct-Attempt-Batch"
 )
 
+// EventStoredHeader on a first-attempt delivery job carries when its event was stored on EVENTS
+// (Unix nanoseconds): the workers measure the default lane's lateness from there, leaving out
+// the time the event waited in its producer's outbox.
+const EventStoredHeader = "Ct-Event-Stored"
+
 // Config tunes the topology; the zero value is the production default.
 type Config struct {
 	// Replicas of each stream: 3 in a cluster. Zero keeps an existing stream's replica count (1

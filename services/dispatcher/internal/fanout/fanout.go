@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -251,6 +252,10 @@ func (f *Fanout) plan(m jetstream.Msg) ([]*nats.Msg, error) {
 	if f.lanes != nil {
 		lane = f.lanes.Lane(account, len(hooks))
 	}
+	stored := ""
+	if meta, err := m.Metadata(); err == nil {
+		stored = strconv.FormatInt(meta.Timestamp.UnixNano(), 10)
+	}
 	out := make([]*nats.Msg, 0, len(hooks))
 	for _, w := range hooks {
 		id := DeliveryID(env.EventID, w.ID)
@@ -273,6 +278,9 @@ func (f *Fanout) plan(m jetstream.Msg) ([]*nats.Msg, error) {
 		CopyTrace(m.Headers(), nm.Header)
 		// The dedupe id: a re-run of this event after a crash publishes the same ids.
 		nm.Header.Set(jetstream.MsgIDHeader, id+".1")
+		if stored != "" {
+			nm.Header.Set(streams.EventStoredHeader, stored)
+		}
 		out = append(out, nm)
 	}
 	f.metrics.JobsCreated.WithLabelValues(lane).Add(float64(len(out)))

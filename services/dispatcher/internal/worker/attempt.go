@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -37,8 +38,10 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg, st *laneState, rel
 		p.metrics.QueueWait.WithLabelValues(lane).Observe(max(p.now().Sub(meta.Timestamp), 0).Seconds())
 	}
 	job, err := ParseJob(msg.Data())
-	if err == nil && st.report != nil && job.GetAttempt() == 1 && job.GetEventTime() != nil {
-		st.report.Observe(p.now().Sub(job.GetEventTime().AsTime()))
+	if st.report != nil && err == nil && job.GetAttempt() == 1 {
+		if ns, err := strconv.ParseInt(msg.Headers().Get(streams.EventStoredHeader), 10, 64); err == nil {
+			st.report.Observe(p.now().Sub(time.Unix(0, ns)))
+		}
 	}
 	if err != nil {
 		p.metrics.InvalidJobs.Inc()

@@ -9,7 +9,8 @@ import (
 // ThrottleConfig tunes a Throttle; zero values take the defaults.
 type ThrottleConfig struct {
 	// Target is how late the default lane's first attempts may be picked up after their event
-	// happened (default 50 ms). More than 5 % later than this in an interval cuts the limit.
+	// was stored on EVENTS (default 50 ms). More than 5 % later than this in an interval cuts the
+	// limit.
 	Target time.Duration
 	// Min and Max bound the limit (defaults 4 and 256). Min keeps the bulk lane moving even
 	// while the default lane is late for reasons of its own.
@@ -22,12 +23,12 @@ type ThrottleConfig struct {
 // takes whatever capacity the default lane leaves, and gives it back as soon as the default
 // lane's jobs arrive late. Every Interval the limit is cut by 30 % when more than 5 % of the
 // default lane's first attempts in that interval were picked up more than Target after their
-// event happened, and raised by an eighth (at least 1) otherwise, within [Min, Max] (additive
+// event was stored on EVENTS, and raised by an eighth (at least 1) otherwise, within [Min, Max] (additive
 // increase, multiplicative decrease, as TCP does with a congested link).
 //
-// The signal covers the whole way of a default-lane event (outbox, relay, fan-out, queue) and
-// the lever is the work this replica does for the bulk lane, which is the one part of the load
-// that can wait. Each replica throttles its own bulk lane on what its own workers see, so it holds
+// The signal covers the dispatchers' part of a default-lane event's way (fan-out and queue; not
+// the producer's outbox, where a paced burst waits by design) and the lever is the work this
+// replica does for the bulk lane, which is the one part of the load that can wait. Each replica throttles its own bulk lane on what its own workers see, so it holds
 // with any number of replicas.
 type Throttle struct {
 	cfg     ThrottleConfig
@@ -63,7 +64,7 @@ func NewThrottle(cfg ThrottleConfig, onLimit func(int)) *Throttle {
 	return t
 }
 
-// Observe records how long after its event a default-lane first attempt was picked up.
+// Observe records how long after its event was stored a default-lane first attempt was picked up.
 func (t *Throttle) Observe(age time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
