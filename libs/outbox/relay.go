@@ -119,11 +119,13 @@ func (r *Relay) Run(ctx context.Context) error {
 func (r *Relay) loop(ctx context.Context, bulk bool, wake <-chan struct{}) {
 	backoff := time.Duration(0)
 	lastStats := time.Time{}
+	busy := false // the last batch found rows: pace before the next one
 	for {
-		if bulk && !r.pace(ctx) {
+		if bulk && busy && !r.pace(ctx) {
 			return
 		}
 		n, err := r.drain(ctx, bulk)
+		busy = n > 0
 		switch {
 		case ctx.Err() != nil:
 			return

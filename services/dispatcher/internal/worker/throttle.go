@@ -23,8 +23,9 @@ type ThrottleConfig struct {
 // takes whatever capacity the default lane leaves, and gives it back as soon as the default
 // lane's jobs arrive late. Every Interval the limit is cut by 30 % when more than 5 % of the
 // default lane's first attempts in that interval were picked up more than Target after their
-// event was stored on EVENTS, and raised by an eighth (at least 1) otherwise, within [Min, Max] (additive
-// increase, multiplicative decrease, as TCP does with a congested link).
+// event was stored on EVENTS, raised by an eighth (at least 1) when they were on time, and
+// doubled when the default lane had none, within [Min, Max] (additive increase, multiplicative
+// decrease, as TCP does with a congested link).
 //
 // The signal covers the dispatchers' part of a default-lane event's way (fan-out and queue; not
 // the producer's outbox, where a paced burst waits by design) and the lever is the work this
@@ -94,9 +95,12 @@ func (t *Throttle) Adjust() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	old := t.limit
-	if t.late*20 > t.seen {
+	switch {
+	case t.late*20 > t.seen:
 		t.limit = max(t.cfg.Min, t.limit*7/10)
-	} else {
+	case t.seen == 0: // the default lane is idle: nobody to make room for
+		t.limit = min(t.cfg.Max, t.limit*2)
+	default:
 		t.limit = min(t.cfg.Max, t.limit+max(1, t.limit/8))
 	}
 	t.seen, t.late = 0, 0

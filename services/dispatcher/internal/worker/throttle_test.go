@@ -23,9 +23,14 @@ func TestThrottleAdjust(t *testing.T) {
 			want:      []int{16, 11, 7, 4, 4},
 		},
 		{
-			name:      "on time or idle: grows by an eighth, at least one, up to max",
-			intervals: [][]time.Duration{late, {10 * ms, 20 * ms}, nil, nil, nil, nil},
-			want:      []int{16, 18, 20, 22, 24, 24},
+			name:      "on time: grows by an eighth, at least one, up to max",
+			intervals: [][]time.Duration{late, late, late, late, {10 * ms}, {10 * ms}, {10 * ms}, {10 * ms}},
+			want:      []int{16, 11, 7, 4, 5, 6, 7, 8},
+		},
+		{
+			name:      "idle default lane: doubles up to max",
+			intervals: [][]time.Duration{late, late, late, late, nil, nil, nil},
+			want:      []int{16, 11, 7, 4, 8, 16, 24},
 		},
 		{
 			name:      "exactly 5 % late is on time, more is not",
