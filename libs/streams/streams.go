@@ -50,6 +50,9 @@ const (
 	// Subject: webhooks.changed.<webhook_id>. Dispatchers also resync periodically, so a missed
 	// notification only delays convergence.
 	WebhookChangesPrefix = "webhooks.changed."
+	// DispatcherPeers carries each dispatcher replica's heartbeat (its id in the body), so that
+	// every replica knows how many share the fan-out and can divide the per-account fair share.
+	DispatcherPeers = "dispatcher.peers"
 )
 
 // EventsDuplicateWindow is how long JetStream remembers a Nats-Msg-Id. An outbox relay that

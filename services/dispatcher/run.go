@@ -8,6 +8,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +25,7 @@ import (
 	"github.com/customertext/webhooks/services/dispatcher/internal/fanout"
 	"github.com/customertext/webhooks/services/dispatcher/internal/index"
 	"github.com/customertext/webhooks/services/dispatcher/internal/metrics"
+	"github.com/customertext/webhooks/services/dispatcher/internal/peers"
 	"github.com/customertext/webhooks/services/dispatcher/internal/retry"
 	"github.com/customertext/webhooks/services/dispatcher/internal/worker"
 )
@@ -124,7 +126,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 	}
 
-	lanes := fanout.NewFairness(cfg.BulkRate, cfg.BulkBurst)
+	replicas := peers.New(nc, streams.DispatcherPeers, uuid.NewString(), 2*time.Second, func(n int) { m.Replicas.Set(float64(n)) })
+	lanes := fanout.NewFairness(cfg.BulkRate, cfg.BulkBurst, replicas.Count)
 	fan := fanout.New(js, fanoutCons, idx, lanes, m, logger, fanout.Config{})
 	// Leave a few seconds of the shutdown budget for closing connections.
 	drain := max(cfg.ShutdownTimeout-3*time.Second, time.Second)
@@ -181,6 +184,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	})
 	g.Go(func() error { pollBacklog(gctx, js, m, logger); return nil })
 	g.Go(func() error { throttle.Run(gctx); return nil })
+	g.Go(func() error { return replicas.Run(gctx) })
 	err = g.Wait()
 	if derr := nc.Drain(); derr != nil && !errors.Is(derr, nats.ErrConnectionClosed) {
 		logger.Warn("drain nats", "error", derr)

@@ -34,6 +34,10 @@ func TestTwoReplicasSplitTheWork(t *testing.T) {
 			return metric(t, a, `dispatcher_index_webhooks{state="enabled"}`) == 1
 		})
 	}
+	// Each replica counts both, so each applies half the per-account fair share.
+	for _, a := range admins {
+		eventually(t, 30*time.Second, "replica "+a+" hears both", func() bool { return metric(t, a, "dispatcher_replicas") == 2 })
+	}
 	const events = 200
 	for i := range events {
 		publishEvent(t, js, "acc_1", newContact("c"+strconv.Itoa(i)))

@@ -11,11 +11,14 @@ const BulkLane = "bulk"
 // Fairness measures each account's job rate at fan-out with a token bucket: jobs within the
 // account's share go to the default lane, the rest to the bulk lane, which workers serve only
 // after the default lane. One account's burst therefore queues behind itself, not in front of
-// other accounts. The measurement is per replica.
+// other accounts. Each replica sees its share of the events (the fan-out consumer is shared), so
+// the rate and burst are divided by the number of live replicas: the share is an account's across
+// the whole pipeline, whatever the number of replicas.
 type Fairness struct {
-	rate  float64
-	burst float64
-	now   func() time.Time
+	rate     float64
+	burst    float64
+	replicas func() int
+	now      func() time.Time
 
 	mu      sync.Mutex
 	buckets map[string]*bucket
@@ -29,25 +32,31 @@ type bucket struct {
 // maxBuckets bounds memory; full (idle) buckets are forgotten when it is reached.
 const maxBuckets = 100_000
 
-// NewFairness returns a picker allowing rate jobs per second per account with the given burst.
-func NewFairness(rate float64, burst int) *Fairness {
-	return &Fairness{rate: rate, burst: float64(burst), now: time.Now, buckets: map[string]*bucket{}}
+// NewFairness returns a picker allowing rate jobs per second per account with the given burst,
+// shared among replicas() replicas (nil: this one alone).
+func NewFairness(rate float64, burst int, replicas func() int) *Fairness {
+	if replicas == nil {
+		replicas = func() int { return 1 }
+	}
+	return &Fairness{rate: rate, burst: float64(burst), replicas: replicas, now: time.Now, buckets: map[string]*bucket{}}
 }
 
 // Lane implements LanePicker.
 func (f *Fairness) Lane(accountID string, jobs int) string {
+	n := float64(max(1, f.replicas()))
+	rate, burst := f.rate/n, f.burst/n
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	now := f.now()
 	b := f.buckets[accountID]
 	if b == nil {
 		if len(f.buckets) >= maxBuckets {
-			f.forgetIdle(now)
+			f.forgetIdle(now, rate, burst)
 		}
-		b = &bucket{tokens: f.burst, last: now}
+		b = &bucket{tokens: burst, last: now}
 		f.buckets[accountID] = b
 	}
-	b.tokens = min(f.burst, b.tokens+now.Sub(b.last).Seconds()*f.rate)
+	b.tokens = min(burst, b.tokens+now.Sub(b.last).Seconds()*rate)
 	b.last = now
 	if b.tokens >= float64(jobs) {
 		b.tokens -= float64(jobs)
@@ -56,9 +65,9 @@ func (f *Fairness) Lane(accountID string, jobs int) string {
 	return BulkLane
 }
 
-func (f *Fairness) forgetIdle(now time.Time) {
+func (f *Fairness) forgetIdle(now time.Time, rate, burst float64) {
 	for id, b := range f.buckets {
-		if b.tokens+now.Sub(b.last).Seconds()*f.rate >= f.burst {
+		if b.tokens+now.Sub(b.last).Seconds()*rate >= burst {
 			delete(f.buckets, id)
 		}
 	}

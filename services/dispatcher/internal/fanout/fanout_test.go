@@ -78,22 +78,29 @@ func TestDeliveryID(t *testing.T) {
 func TestFairness(t *testing.T) {
 	t.Parallel()
 	clk := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	f := NewFairness(10, 20) // 10 jobs/s, burst 20
+	replicas := 1
+	f := NewFairness(10, 20, func() int { return replicas }) // 10 jobs/s, burst 20, across replicas
 	f.now = func() time.Time { return clk }
 	steps := []struct {
-		name    string
-		account string
-		jobs    int
-		advance time.Duration
-		want    string
+		name     string
+		replicas int
+		account  string
+		jobs     int
+		advance  time.Duration
+		want     string
 	}{
-		{"within the burst", "a", 15, 0, DefaultLane},
-		{"over the burst goes bulk", "a", 10, 0, BulkLane},
-		{"another account is unaffected", "b", 20, 0, DefaultLane},
-		{"refilled at the rate", "a", 10, 500 * time.Millisecond, DefaultLane},
-		{"empty again", "a", 1, 0, BulkLane},
+		{"within the burst", 1, "a", 15, 0, DefaultLane},
+		{"over the burst goes bulk", 1, "a", 10, 0, BulkLane},
+		{"another account is unaffected", 1, "b", 20, 0, DefaultLane},
+		{"refilled at the rate", 1, "a", 10, 500 * time.Millisecond, DefaultLane},
+		{"empty again", 1, "a", 1, 0, BulkLane},
+		{"two replicas: half the burst each", 2, "c", 11, 0, BulkLane},
+		{"two replicas: within half the burst", 2, "c", 10, 0, DefaultLane},
+		{"two replicas: refilled at half the rate", 2, "c", 5, time.Second, DefaultLane},
+		{"two replicas: no more than half the rate", 2, "c", 1, 0, BulkLane},
 	}
 	for _, st := range steps {
+		replicas = st.replicas
 		clk = clk.Add(st.advance)
 		if got := f.Lane(st.account, st.jobs); got != st.want {
 			t.Errorf("%s: got %s, want %s", st.name, got, st.want)

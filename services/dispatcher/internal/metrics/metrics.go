@@ -41,6 +41,7 @@ type Metrics struct {
 	ConsumerAckPending *prometheus.GaugeVec // consumer
 	LaneBacklog        *prometheus.GaugeVec // lane
 	BulkLimit          prometheus.Gauge
+	Replicas           prometheus.Gauge
 }
 
 // New creates and registers the metrics.
@@ -83,10 +84,12 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Ready delivery jobs waiting, by lane."}, []string{"lane"}),
 		BulkLimit: prometheus.NewGauge(prometheus.GaugeOpts{Name: "dispatcher_bulk_lane_limit",
 			Help: "Bulk-lane deliveries this replica may have in process now; it shrinks while the default lane is late."}),
+		Replicas: prometheus.NewGauge(prometheus.GaugeOpts{Name: "dispatcher_replicas",
+			Help: "Dispatcher replicas this one hears heartbeats from, itself included; the per-account fair share is divided among them."}),
 	}
 	for _, c := range []prometheus.Collector{m.EventsTotal, m.EventsInvalid, m.JobsCreated, m.DeliveriesTotal,
 		m.AttemptDuration, m.EndToEnd, m.RetriesTotal, m.DeadLetters, m.Deferred, m.InvalidJobs, m.InFlight,
-		m.QueueWait, m.ConsumerPending, m.ConsumerAckPending, m.LaneBacklog, m.BulkLimit} {
+		m.QueueWait, m.ConsumerPending, m.ConsumerAckPending, m.LaneBacklog, m.BulkLimit, m.Replicas} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register dispatcher metrics: %w", err)
 		}
