@@ -162,7 +162,7 @@ func (r *receivers) close() {
 	}
 }
 
-// timeline prints p50/p99 of label per window.
+// timeline returns the p50 and p99 of label per window of w since its first arrival, a line each.
 func (r *receivers) timeline(label string, w time.Duration) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
