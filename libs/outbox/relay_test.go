@@ -224,31 +224,7 @@ func TestRelayWakesOnCommit(t *testing.T) {
 func testRelayWakesOnCommit(t *testing.T, many bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	pool, err := postgres.Open(ctx, pgtest.NewDatabase(t), schema, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	if err := outbox.Migrate(ctx, pool, schema); err != nil {
-		t.Fatal(err)
-	}
-	ns, err := natsserver.Start(natsserver.Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Shutdown()
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := streams.Ensure(ctx, js, streams.Config{}); err != nil {
-		t.Fatal(err)
-	}
+	pool, js := outboxAndStreams(ctx, t)
 	relay, err := outbox.NewRelay(pool, js, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(),
 		outbox.RelayConfig{Schema: schema, PollInterval: time.Hour})
 	if err != nil {
