@@ -16,6 +16,7 @@ import (
 	"github.com/customertext/webhooks/libs/auth"
 	"github.com/customertext/webhooks/libs/event"
 	campaignsv1 "github.com/customertext/webhooks/libs/gen/customertext/campaigns/v1"
+	"github.com/customertext/webhooks/libs/proctest"
 )
 
 // TestKillMidSendAndResume runs the campaigns binary, SIGKILLs it while a campaign is being
@@ -127,7 +128,7 @@ func (d *deps) startProcess(t *testing.T, bin string) *osProc {
 			t.Errorf("campaigns did not stop on SIGTERM")
 		}
 	})
-	addr := waitForAddr(t, logs, p.done)
+	addr := proctest.WaitForAddr(t, logs, p.done, waitFor)
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithPerRPCCredentials(auth.Bearer(testToken)))
 	if err != nil {

@@ -2,14 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -18,41 +13,13 @@ import (
 	"github.com/customertext/webhooks/libs/event"
 	campaignsv1 "github.com/customertext/webhooks/libs/gen/customertext/campaigns/v1"
 	contactsv1 "github.com/customertext/webhooks/libs/gen/customertext/contacts/v1"
+	"github.com/customertext/webhooks/libs/proctest"
 )
 
 func startRealContacts(t *testing.T, natsURL, dbURL string) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "contacts")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir = filepath.Join("..", "contacts")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build the contacts service: %v\n%s", err, out)
-	}
-	logs := &syncBuffer{}
-	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), "NATS_URL="+natsURL, "DATABASE_URL="+dbURL, "GRPC_ADDR=127.0.0.1:0",
-		"ADMIN_ADDR=127.0.0.1:0", "SERVICE_TOKEN="+testToken, "LOG_FORMAT=json")
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start contacts: %v", err)
-	}
-	var waitErr error
-	done := make(chan struct{})
-	go func() { waitErr = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-			if waitErr != nil {
-				t.Errorf("contacts exited with %v; logs:\n%s", waitErr, logs.String())
-			}
-		case <-time.After(waitFor):
-			_ = cmd.Process.Kill()
-			<-done
-			t.Errorf("contacts did not stop on SIGTERM")
-		}
-	})
-	return waitForAddr(t, logs, done)
+	return proctest.StartService(t, filepath.Join("..", "contacts"), []string{"NATS_URL=" + natsURL, "DATABASE_URL=" + dbURL,
+		"GRPC_ADDR=127.0.0.1:0", "ADMIN_ADDR=127.0.0.1:0", "SERVICE_TOKEN=" + testToken, "LOG_FORMAT=json"}, waitFor)
 }
 
 // TestCampaignWithRealContactsService sends a campaign to an audience held by the real contacts
@@ -114,30 +81,5 @@ func TestCampaignWithRealContactsService(t *testing.T) {
 	}
 	if want := []string{"+15551230001", "+15551230003"}; strings.Join(sorted(d.sandbox(acct)), ",") != strings.Join(want, ",") {
 		t.Errorf("got messages to %v, want %v", d.sandbox(acct), want)
-	}
-}
-
-// waitForAddr waits for a process to log its gRPC address ("grpc_addr").
-func waitForAddr(t *testing.T, logs *syncBuffer, exited <-chan struct{}) string {
-	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for {
-		for line := range strings.SplitSeq(logs.String(), "\n") {
-			var l struct {
-				GRPC string `json:"grpc_addr"`
-			}
-			if json.Unmarshal([]byte(line), &l) == nil && l.GRPC != "" {
-				return l.GRPC
-			}
-		}
-		select {
-		case <-exited:
-			t.Fatalf("process exited early; logs:\n%s", logs.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("process did not log its address; logs:\n%s", logs.String())
-		}
-		time.Sleep(20 * time.Millisecond) // polling the log for a condition, not synchronising
 	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,6 +24,7 @@ import (
 	"github.com/customertext/webhooks/libs/natsserver"
 	"github.com/customertext/webhooks/libs/pgtest"
 	"github.com/customertext/webhooks/libs/postgres"
+	"github.com/customertext/webhooks/libs/proctest"
 	"github.com/customertext/webhooks/libs/streams"
 )
 
@@ -35,22 +35,7 @@ const (
 )
 
 // syncBuffer collects the service's log output.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer = proctest.Buffer
 
 // deps are the real components a campaigns process runs against; they outlive restarts.
 type deps struct {

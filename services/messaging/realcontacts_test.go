@@ -2,14 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc"
@@ -19,63 +13,15 @@ import (
 	"github.com/customertext/webhooks/libs/event"
 	contactsv1 "github.com/customertext/webhooks/libs/gen/customertext/contacts/v1"
 	messagingv1 "github.com/customertext/webhooks/libs/gen/customertext/messaging/v1"
+	"github.com/customertext/webhooks/libs/proctest"
 )
 
 // startRealContacts builds the contacts service from ../contacts and runs it as a process on
 // the test's database and NATS server; it returns its gRPC address.
 func startRealContacts(t *testing.T, natsURL, dbURL string) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "contacts")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir = filepath.Join("..", "contacts")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build the contacts service: %v\n%s", err, out)
-	}
-	logs := &syncBuffer{}
-	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), "NATS_URL="+natsURL, "DATABASE_URL="+dbURL, "GRPC_ADDR=127.0.0.1:0",
-		"ADMIN_ADDR=127.0.0.1:0", "SERVICE_TOKEN="+testToken, "LOG_FORMAT=json")
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start contacts: %v", err)
-	}
-	var waitErr error
-	done := make(chan struct{})
-	go func() { waitErr = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-			if waitErr != nil {
-				t.Errorf("contacts exited with %v; logs:\n%s", waitErr, logs.String())
-			}
-		case <-time.After(waitFor):
-			_ = cmd.Process.Kill()
-			<-done
-			t.Errorf("contacts did not stop on SIGTERM")
-		}
-	})
-	deadline := time.Now().Add(waitFor)
-	for {
-		for line := range strings.SplitSeq(logs.String(), "\n") {
-			var l struct {
-				Msg  string `json:"msg"`
-				GRPC string `json:"grpc_addr"`
-			}
-			if json.Unmarshal([]byte(line), &l) == nil && l.GRPC != "" {
-				return l.GRPC
-			}
-		}
-		select {
-		case <-done:
-			t.Fatalf("contacts exited early: %v; logs:\n%s", waitErr, logs.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("contacts did not log its address; logs:\n%s", logs.String())
-		}
-		time.Sleep(20 * time.Millisecond) // polling the log for a condition, not synchronising
-	}
+	return proctest.StartService(t, filepath.Join("..", "contacts"), []string{"NATS_URL=" + natsURL, "DATABASE_URL=" + dbURL,
+		"GRPC_ADDR=127.0.0.1:0", "ADMIN_ADDR=127.0.0.1:0", "SERVICE_TOKEN=" + testToken, "LOG_FORMAT=json"}, waitFor)
 }
 
 // TestWithRealContactsService drives messaging against the real contacts service: a keyword

@@ -28,6 +28,7 @@ import (
 	"github.com/customertext/webhooks/libs/natsserver"
 	"github.com/customertext/webhooks/libs/pgtest"
 	"github.com/customertext/webhooks/libs/postgres"
+	"github.com/customertext/webhooks/libs/proctest"
 	"github.com/customertext/webhooks/libs/streams"
 	"github.com/customertext/webhooks/services/messaging/internal/carrier"
 )
@@ -40,22 +41,7 @@ const (
 )
 
 // syncBuffer collects the service's log output.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer = proctest.Buffer
 
 // stack is messaging started by run() against a real PostgreSQL database, a real embedded
 // nats-server and the fake contacts service over real gRPC.
