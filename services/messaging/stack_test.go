@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -104,8 +105,25 @@ func startStackWith(t *testing.T, opts stackOptions) *stack {
 		if err != nil {
 			t.Fatalf("nats port: %v", err)
 		}
+		// Hold the port while NATS is down, refusing every connection, so that no other listener
+		// of this test binary (they bind random ports) takes it before NATS comes back.
+		hold, err := net.Listen("tcp", u.Host)
+		if err != nil {
+			t.Fatalf("hold nats port %d: %v", port, err)
+		}
+		go func() {
+			for {
+				c, err := hold.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+		t.Cleanup(func() { hold.Close() })
 		startNATS = func() {
 			t.Helper()
+			hold.Close()
 			restarted, err := natsserver.Start(natsserver.Options{Port: port, StoreDir: storeDir})
 			if err != nil {
 				t.Fatalf("restart nats on port %d: %v", port, err)
