@@ -32,6 +32,7 @@ type options struct {
 	binDir     string
 	events     int
 	burst      int
+	burstHooks int
 	steadyRate int
 	steadyFor  time.Duration
 	receivers  int
@@ -61,6 +62,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	fs.StringVar(&o.binDir, "bin", ".bin", "folder with the service binaries")
 	fs.IntVar(&o.events, "events", 20000, "events in the throughput run (each goes to 4 webhooks)")
 	fs.IntVar(&o.burst, "burst", 100000, "events of the bursting account in the fairness run")
+	fs.IntVar(&o.burstHooks, "burst-webhooks", 4, "webhooks of the bursting account (4, as in the throughput run, compares its drain with deliveries_per_sec like for like)")
 	fs.IntVar(&o.steadyRate, "rate", 1000, "events per second of the steady latency runs")
 	fs.DurationVar(&o.steadyFor, "steady-for", 10*time.Second, "duration of each steady latency run")
 	fs.IntVar(&o.receivers, "receivers", 8, "receiver servers (ports)")

@@ -181,7 +181,7 @@ func fairness(ctx context.Context, o options, e *env, rcv *receivers, s *summary
 	if err != nil {
 		return err
 	}
-	burst, bURLs, err := e.accounts(ctx, 1, func(int) []string { return urls(rcv, 0, 1, "burst", "ok") })
+	burst, bURLs, err := e.accounts(ctx, 1, func(int) []string { return urls(rcv, 0, o.burstHooks, "burst", "ok") })
 	if err != nil {
 		return err
 	}
@@ -189,7 +189,9 @@ func fairness(ctx context.Context, o options, e *env, rcv *receivers, s *summary
 		return err
 	}
 	rcv.reset("burst")
-	fmt.Fprintf(out, "== Fairness: one account publishes %d events at once while 99 others publish %d events/s\n", o.burst, o.steadyRate)
+	want := o.burst * o.burstHooks
+	fmt.Fprintf(out, "== Fairness: one account with %d webhooks publishes %d events at once (%d deliveries) while 99 others publish %d events/s\n",
+		o.burstHooks, o.burst, want, o.steadyRate)
 	burstDone := make(chan error, 1)
 	go func() { burstDone <- e.publish(ctx, burst, o.burst) }()
 	var quietSent int
@@ -199,11 +201,11 @@ func fairness(ctx context.Context, o options, e *env, rcv *receivers, s *summary
 		if err != nil {
 			return err
 		}
-		if rcv.count("burst") >= o.burst {
+		if rcv.count("burst") >= want {
 			break
 		}
 		if quietSent > 600*o.steadyRate {
-			return fmt.Errorf("the burst did not drain within 10 minutes (%d of %d delivered)", rcv.count("burst"), o.burst)
+			return fmt.Errorf("the burst did not drain within 10 minutes (%d of %d delivered)", rcv.count("burst"), want)
 		}
 	}
 	if err := <-burstDone; err != nil {
@@ -214,10 +216,11 @@ func fairness(ctx context.Context, o options, e *env, rcv *receivers, s *summary
 	}
 	fmt.Fprint(out, rcv.timeline("quiet", 10*time.Second))
 	first, last := rcv.window("burst")
-	s.BurstDrainPerSec = round(float64(o.burst) / last.Sub(first).Seconds())
+	drained := last.Sub(first).Seconds()
+	s.BurstDrainPerSec = round(float64(want) / drained)
 	s.QuietP99MsDuringBurst = ms(rcv.percentile("quiet", 99))
-	fmt.Fprintf(out, "   quiet accounts: p50 %.1f ms, p99 %.1f ms (%d deliveries); burst drained at %.0f deliveries/s\n",
-		ms(rcv.percentile("quiet", 50)), s.QuietP99MsDuringBurst, quietSent, s.BurstDrainPerSec)
+	fmt.Fprintf(out, "   quiet accounts: p50 %.1f ms, p99 %.1f ms (%d deliveries, %.0f/s); burst drained at %.0f deliveries/s (%.0f events/s)\n",
+		ms(rcv.percentile("quiet", 50)), s.QuietP99MsDuringBurst, quietSent, float64(quietSent)/drained, s.BurstDrainPerSec, float64(o.burst)/drained)
 	return nil
 }
 
