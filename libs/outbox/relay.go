@@ -105,20 +105,24 @@ func (r *Relay) Run(ctx context.Context) error {
 	}()
 	defer func() { stopListen(); <-listenDone }()
 
-	bulkDone := make(chan struct{})
+	bulkDone, statsDone := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(bulkDone)
 		r.loop(ctx, true, wakes[1])
 	}()
+	go func() {
+		defer close(statsDone)
+		r.stats(ctx)
+	}()
 	r.loop(ctx, false, wakes[0])
 	<-bulkDone
+	<-statsDone
 	return nil
 }
 
 // loop drains the bulk rows or the others until ctx ends.
 func (r *Relay) loop(ctx context.Context, bulk bool, wake <-chan struct{}) {
 	backoff := time.Duration(0)
-	lastStats := time.Time{}
 	busy := false // the last batch found rows: pace before the next one
 	for {
 		if bulk && busy && !r.pace(ctx) {
@@ -138,10 +142,6 @@ func (r *Relay) loop(ctx context.Context, bulk bool, wake <-chan struct{}) {
 			if n > 0 {
 				continue // more may be waiting
 			}
-		}
-		if !bulk && time.Since(lastStats) > 5*time.Second {
-			r.updateStats(ctx)
-			lastStats = time.Now()
 		}
 		wait, wakeC := r.cfg.PollInterval, wake
 		if backoff > 0 {
@@ -333,6 +333,22 @@ func (r *Relay) publish(ctx context.Context, batch []row) error {
 		}
 	}
 	return nil
+}
+
+// stats updates the outbox gauges every 5 s until ctx ends. It has a goroutine of its own: a
+// count over an import's 100,000 rows takes tens of milliseconds, which every event waiting
+// for a relay loop would otherwise wait too.
+func (r *Relay) stats(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		r.updateStats(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 func (r *Relay) updateStats(ctx context.Context) {
