@@ -273,7 +273,7 @@ func (r *Relay) drain(ctx context.Context, bulk bool) (int, error) {
 		if len(batch) == 0 {
 			return nil
 		}
-		if err := r.publish(ctx, batch); err != nil {
+		if err := r.publish(ctx, batch, bulk); err != nil {
 			return err
 		}
 		seqs := make([]int64, len(batch))
@@ -301,7 +301,7 @@ func (r *Relay) drain(ctx context.Context, bulk bool) (int, error) {
 }
 
 // publish sends the batch asynchronously and waits until every message is acknowledged.
-func (r *Relay) publish(ctx context.Context, batch []row) error {
+func (r *Relay) publish(ctx context.Context, batch []row, bulk bool) error {
 	futures := make([]jetstream.PubAckFuture, 0, len(batch))
 	for _, x := range batch {
 		msg := nats.NewMsg(x.subject)
@@ -312,6 +312,9 @@ func (r *Relay) publish(ctx context.Context, batch []row) error {
 		}
 		for k, v := range h {
 			msg.Header[k] = v
+		}
+		if bulk {
+			msg.Header.Set(streams.BulkEventHeader, "1")
 		}
 		f, err := r.js.PublishMsgAsync(msg, jetstream.WithMsgID(x.eventID))
 		if err != nil {

@@ -365,7 +365,8 @@ func outboxAndStreams(ctx context.Context, t *testing.T) (*pgxpool.Pool, jetstre
 }
 
 // TestBulkRowsArePacedByTheFanoutBacklog: bulk rows stay in the outbox while the fan-out has
-// MaxFanoutBacklog events waiting, and go on as soon as it catches up; other rows are not paced.
+// MaxFanoutBacklog events waiting, and go on as soon as it catches up, marked as bulk; other rows
+// are not paced and not marked.
 func TestBulkRowsArePacedByTheFanoutBacklog(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -417,6 +418,15 @@ func TestBulkRowsArePacedByTheFanoutBacklog(t *testing.T) {
 			t.Fatal(err)
 		}
 		for m := range batch.Messages() {
+			// Bulk events are marked, so that the dispatchers do not count their paced wait as
+			// lateness; the other event is not.
+			wantMark := ""
+			if m.Headers().Get(jetstream.MsgIDHeader) != other {
+				wantMark = "1"
+			}
+			if got := m.Headers().Get(streams.BulkEventHeader); got != wantMark {
+				t.Errorf("event %s: %s %q, want %q", m.Headers().Get(jetstream.MsgIDHeader), streams.BulkEventHeader, got, wantMark)
+			}
 			if err := m.Ack(); err != nil {
 				t.Fatal(err)
 			}

@@ -97,10 +97,14 @@ const (
 	AttemptBatchHeader  = "Ct-Attempt-Batch"
 )
 
-// EventStoredHeader on a first-attempt delivery job carries when its event was stored on EVENTS
-// (Unix nanoseconds): the workers measure the default lane's lateness from there, leaving out
-// the time the event waited in its producer's outbox.
-const EventStoredHeader = "Ct-Event-Stored"
+// BulkEventHeader marks an EVENTS message that the outbox relay published from bulk rows (an
+// import), which it paces by design: the time such an event waited is not lateness.
+const BulkEventHeader = "Ct-Bulk"
+
+// LatenessFromHeader on a first-attempt delivery job carries when its event occurred (Unix
+// nanoseconds), for an event that was not written in bulk: the workers measure the default
+// lane's lateness from there, the whole way an API call's event goes before its webhook.
+const LatenessFromHeader = "Ct-Lateness-From"
 
 // Config tunes the topology; the zero value is the production default.
 type Config struct {

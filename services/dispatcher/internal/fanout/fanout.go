@@ -252,9 +252,11 @@ func (f *Fanout) plan(m jetstream.Msg) ([]*nats.Msg, error) {
 	if f.lanes != nil {
 		lane = f.lanes.Lane(account, len(hooks))
 	}
-	stored := ""
-	if meta, err := m.Metadata(); err == nil {
-		stored = strconv.FormatInt(meta.Timestamp.UnixNano(), 10)
+	// The workers' lateness signal: how long after it occurred an event of an API call (not of a
+	// paced bulk write) reaches a worker.
+	since := ""
+	if m.Headers().Get(streams.BulkEventHeader) == "" {
+		since = strconv.FormatInt(at.UnixNano(), 10)
 	}
 	out := make([]*nats.Msg, 0, len(hooks))
 	for _, w := range hooks {
@@ -278,8 +280,8 @@ func (f *Fanout) plan(m jetstream.Msg) ([]*nats.Msg, error) {
 		CopyTrace(m.Headers(), nm.Header)
 		// The dedupe id: a re-run of this event after a crash publishes the same ids.
 		nm.Header.Set(jetstream.MsgIDHeader, id+".1")
-		if stored != "" {
-			nm.Header.Set(streams.EventStoredHeader, stored)
+		if since != "" {
+			nm.Header.Set(streams.LatenessFromHeader, since)
 		}
 		out = append(out, nm)
 	}

@@ -2,12 +2,20 @@ package fanout
 
 import (
 	"errors"
+	"log/slog"
+	"strconv"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/customertext/webhooks/libs/event"
 	eventsv1 "github.com/customertext/webhooks/libs/gen/customertext/events/v1"
 	"github.com/customertext/webhooks/libs/streams"
+	"github.com/customertext/webhooks/services/dispatcher/internal/index"
+	"github.com/customertext/webhooks/services/dispatcher/internal/metrics"
 )
 
 func TestParseEvent(t *testing.T) {
@@ -105,5 +113,63 @@ func TestFairness(t *testing.T) {
 		if got := f.Lane(st.account, st.jobs); got != st.want {
 			t.Errorf("%s: got %s, want %s", st.name, got, st.want)
 		}
+	}
+}
+
+// fakeEvent is an EVENTS message as plan reads it.
+type fakeEvent struct {
+	jetstream.Msg
+	subject string
+	data    []byte
+	header  nats.Header
+}
+
+func (m fakeEvent) Subject() string      { return m.subject }
+func (m fakeEvent) Data() []byte         { return m.data }
+func (m fakeEvent) Headers() nats.Header { return m.header }
+func (m fakeEvent) Metadata() (*jetstream.MsgMetadata, error) {
+	return &jetstream.MsgMetadata{Timestamp: time.Now()}, nil
+}
+
+type oneHook struct{}
+
+func (oneHook) Match(account, _ string) []index.Webhook {
+	return []index.Webhook{{ID: "wh_1", AccountID: account}}
+}
+
+// TestPlanMarksLateness: an API call's event tells the workers when it occurred, so that they
+// measure the default lane's lateness from there; an event relayed from bulk rows does not,
+// since the relay paces those on purpose.
+func TestPlanMarksLateness(t *testing.T) {
+	t.Parallel()
+	occurred := time.Date(2026, 11, 27, 3, 0, 0, 123456789, time.UTC)
+	env, err := event.New("acc_1", &eventsv1.NewContact{ContactId: "c1"}, occurred)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := env.Marshal()
+	m, err := metrics.New(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := New(nil, nil, oneHook{}, nil, m, slog.New(slog.DiscardHandler), Config{})
+	tests := []struct {
+		name   string
+		header nats.Header
+		want   string
+	}{
+		{"api call", nats.Header{}, strconv.FormatInt(occurred.UnixNano(), 10)},
+		{"bulk write", nats.Header{streams.BulkEventHeader: {"1"}}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			jobs, err := f.plan(fakeEvent{subject: streams.EventSubject("acc_1", event.NewContact), data: body, header: tc.header})
+			if err != nil || len(jobs) != 1 {
+				t.Fatalf("plan: got %d jobs, %v; want 1 job", len(jobs), err)
+			}
+			if got := jobs[0].Header.Get(streams.LatenessFromHeader); got != tc.want {
+				t.Errorf("%s: got %q, want %q", streams.LatenessFromHeader, got, tc.want)
+			}
+		})
 	}
 }

@@ -39,7 +39,7 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg, st *laneState, rel
 	}
 	job, err := ParseJob(msg.Data())
 	if st.report != nil && err == nil && job.GetAttempt() == 1 {
-		if ns, err := strconv.ParseInt(msg.Headers().Get(streams.EventStoredHeader), 10, 64); err == nil {
+		if ns, err := strconv.ParseInt(msg.Headers().Get(streams.LatenessFromHeader), 10, 64); err == nil {
 			st.report.Observe(p.now().Sub(time.Unix(0, ns)))
 		}
 	}

@@ -9,8 +9,7 @@ import (
 // ThrottleConfig tunes a Throttle; zero values take the defaults.
 type ThrottleConfig struct {
 	// Target is how late the default lane's first attempts may be picked up after their event
-	// was stored on EVENTS (default 50 ms). More than 5 % later than this in an interval cuts the
-	// limit.
+	// occurred (default 50 ms). More than 5 % later than this in an interval cuts the limit.
 	Target time.Duration
 	// Min and Max bound the limit (defaults 4 and 256). Min keeps the bulk lane moving even
 	// while the default lane is late for reasons of its own.
@@ -23,14 +22,16 @@ type ThrottleConfig struct {
 // takes whatever capacity the default lane leaves, and gives it back as soon as the default
 // lane's jobs arrive late. Every Interval the limit is cut by 30 % when more than 5 % of the
 // default lane's first attempts in that interval were picked up more than Target after their
-// event was stored on EVENTS, raised by an eighth (at least 1) when they were on time, and
+// event occurred, raised by an eighth (at least 1) when they were on time, and
 // doubled when the default lane had none, within [Min, Max] (additive increase, multiplicative
 // decrease, as TCP does with a congested link).
 //
-// The signal covers the dispatchers' part of a default-lane event's way (fan-out and queue; not
-// the producer's outbox, where a paced burst waits by design) and the lever is the work this
-// replica does for the bulk lane, which is the one part of the load that can wait. Each replica throttles its own bulk lane on what its own workers see, so it holds
-// with any number of replicas.
+// The signal is the whole way of an API call's event before its webhook is sent: the producer's
+// commit, the outbox relay, EVENTS, the fan-out and the queue, every hop that a burst slows down
+// by taking the machine's CPU or PostgreSQL (events written in bulk are left out: the relay paces
+// them on purpose). The lever is the work this replica does for the bulk lane, which is the one
+// part of the load that can wait. Each replica throttles its own bulk lane on what its own
+// workers see, so it holds with any number of replicas.
 type Throttle struct {
 	cfg     ThrottleConfig
 	onLimit func(int)
@@ -65,7 +66,7 @@ func NewThrottle(cfg ThrottleConfig, onLimit func(int)) *Throttle {
 	return t
 }
 
-// Observe records how long after its event was stored a default-lane first attempt was picked up.
+// Observe records how long after its event occurred a default-lane first attempt was picked up.
 func (t *Throttle) Observe(age time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
