@@ -127,9 +127,6 @@ type fakeEvent struct {
 func (m fakeEvent) Subject() string      { return m.subject }
 func (m fakeEvent) Data() []byte         { return m.data }
 func (m fakeEvent) Headers() nats.Header { return m.header }
-func (m fakeEvent) Metadata() (*jetstream.MsgMetadata, error) {
-	return &jetstream.MsgMetadata{Timestamp: time.Now()}, nil
-}
 
 type oneHook struct{}
 
