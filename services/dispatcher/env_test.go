@@ -302,7 +302,13 @@ func publishEvent(t *testing.T, js jetstream.JetStream, accountID string, payloa
 // publishEventWith publishes an event with extra headers (a traceparent, as relays copy it).
 func publishEventWith(t *testing.T, js jetstream.JetStream, accountID string, payload proto.Message, hdr nats.Header) event.Envelope {
 	t.Helper()
-	env, err := event.New(accountID, payload, time.Now())
+	return publishEventAt(t, js, accountID, payload, hdr, time.Now())
+}
+
+// publishEventAt publishes an event that occurred at the given time.
+func publishEventAt(t *testing.T, js jetstream.JetStream, accountID string, payload proto.Message, hdr nats.Header, at time.Time) event.Envelope {
+	t.Helper()
+	env, err := event.New(accountID, payload, at)
 	if err != nil {
 		t.Fatalf("new event: %v", err)
 	}

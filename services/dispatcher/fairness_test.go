@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	webhooksv1 "github.com/customertext/webhooks/libs/gen/customertext/webhooks/v1"
@@ -144,6 +145,60 @@ func TestBulkLaneCannotTakeTheDefaultLanesSlots(t *testing.T) {
 // TestConsumersMigrateFromTheSingleLaneFilter checks that a delivery consumer created with the
 // older deliveries.ready.> filter is narrowed to the default lane, so the bulk lane's consumer
 // can exist beside it on the work queue.
+// TestBulkLaneYieldsToLateEvents: API events that reach the default lane long after they
+// occurred cut the bulk lane's limit down to its floor; events a relay marks as bulk writes, just
+// as old, do not (their wait in the outbox is pacing, not lateness).
+func TestBulkLaneYieldsToLateEvents(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		header  nats.Header
+		wantCut bool
+	}{
+		{"api events", nil, true},
+		{"bulk writes", nats.Header{streams.BulkEventHeader: {"1"}}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, url := startNATS(t)
+			_, js := connectJS(t, url)
+			rc := startReceiver(t, nil)
+			cfg, _ := webhookConfig(t, "wh_late", "acc_late", rc.srv.URL, "new_contact")
+			cs := startConfigServer(t, cfg)
+			admin := freeAddr(t)
+			startDispatcher(t, dispatcherEnv(url, cs.addr,
+				"ADMIN_ADDR", admin,
+				"BULK_CONCURRENCY", "16",
+				"BULK_MIN_CONCURRENCY", "2",
+				"BULK_LATENCY_TARGET", "50ms",
+				"FAIR_SHARE_RATE", "100000", // every job in the default lane
+				"FAIR_SHARE_BURST", "100000"))
+			limit := func() float64 { return metric(t, admin, "dispatcher_bulk_lane_limit") }
+			eventually(t, 30*time.Second, "the dispatcher up with the bulk lane at its maximum", func() bool { return limit() == 16 })
+
+			// Events that occurred a minute ago, one every 10 ms, for 3 s (the throttle adjusts
+			// every 250 ms).
+			lowest := limit()
+			occurred := time.Now().Add(-time.Minute)
+			sent := 0
+			for end := time.Now().Add(3 * time.Second); time.Now().Before(end); sent++ {
+				publishEventAt(t, js, "acc_late", newContact("c"+strconv.Itoa(sent)), tc.header, occurred)
+				lowest = min(lowest, limit())
+				time.Sleep(10 * time.Millisecond)
+			}
+			eventually(t, 30*time.Second, "every event delivered", func() bool { return rc.count() >= sent })
+			lowest = min(lowest, limit())
+			switch {
+			case tc.wantCut && lowest != 2:
+				t.Errorf("lowest bulk-lane limit while late events flowed: got %v, want 2 (BULK_MIN_CONCURRENCY)", lowest)
+			case !tc.wantCut && lowest != 16:
+				t.Errorf("lowest bulk-lane limit while bulk writes flowed: got %v, want 16 (never cut)", lowest)
+			}
+		})
+	}
+}
+
 func TestConsumersMigrateFromTheSingleLaneFilter(t *testing.T) {
 	t.Parallel()
 	_, url := startNATS(t)
