@@ -7,6 +7,3 @@ func (r *Relay) FailuresForTest() prometheus.Counter { return r.failures }
 
 // PacedForTest exposes the pacing counter to the external test package.
 func (r *Relay) PacedForTest() prometheus.Counter { return r.paced }
-
-// VacuumsForTest exposes the vacuum counter to the external test package.
-func (r *Relay) VacuumsForTest() prometheus.Counter { return r.vacuums }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -32,12 +31,6 @@ type RelayConfig struct {
 	// wait for the dispatchers' fan-out (default 100; negative: never paced). A burst then waits
 	// in its own outbox instead of in the queue every account's events share.
 	MaxFanoutBacklog int
-	// VacuumAfter: the relay vacuums the outbox table itself once it has deleted this many rows
-	// since its last vacuum (default 10,000; negative: never). See Relay.maintain.
-	VacuumAfter int
-	// MaintainInterval is how often the outbox gauges are read and the need for a vacuum is
-	// checked (default 5 s).
-	MaintainInterval time.Duration
 }
 
 // Relay publishes outbox rows to JetStream. Several replicas may run against the same table:
@@ -54,9 +47,6 @@ type Relay struct {
 	pending   prometheus.Gauge
 	oldest    prometheus.Gauge
 	paced     prometheus.Counter
-	vacuums   prometheus.Counter
-
-	deleted atomic.Int64 // rows deleted since the last vacuum
 
 	fanout jetstream.Consumer // looked up when first needed
 }
@@ -78,12 +68,6 @@ func NewRelay(pool *pgxpool.Pool, js jetstream.JetStream, logger *slog.Logger, r
 	if cfg.MaxFanoutBacklog == 0 {
 		cfg.MaxFanoutBacklog = 100
 	}
-	if cfg.VacuumAfter == 0 {
-		cfg.VacuumAfter = 10000
-	}
-	if cfg.MaintainInterval <= 0 {
-		cfg.MaintainInterval = 5 * time.Second
-	}
 	labels := prometheus.Labels{"schema": cfg.Schema}
 	r := &Relay{
 		pool: pool, js: js, logger: logger.With("component", "outbox_relay"), cfg: cfg,
@@ -97,10 +81,8 @@ func NewRelay(pool *pgxpool.Pool, js jetstream.JetStream, logger *slog.Logger, r
 			Help: "Age of the oldest event waiting in the outbox (0 when empty).", ConstLabels: labels}),
 		paced: prometheus.NewCounter(prometheus.CounterOpts{Name: "outbox_bulk_paced_seconds_total",
 			Help: "Time bulk rows waited because the dispatchers' fan-out had a backlog.", ConstLabels: labels}),
-		vacuums: prometheus.NewCounter(prometheus.CounterOpts{Name: "outbox_vacuums_total",
-			Help: "Vacuums of the outbox table run by the relay after many deletes.", ConstLabels: labels}),
 	}
-	for _, c := range []prometheus.Collector{r.published, r.failures, r.pending, r.oldest, r.paced, r.vacuums} {
+	for _, c := range []prometheus.Collector{r.published, r.failures, r.pending, r.oldest, r.paced} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register outbox metrics: %w", err)
 		}
@@ -123,18 +105,18 @@ func (r *Relay) Run(ctx context.Context) error {
 	}()
 	defer func() { stopListen(); <-listenDone }()
 
-	bulkDone, maintainDone := make(chan struct{}), make(chan struct{})
+	bulkDone, statsDone := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(bulkDone)
 		r.loop(ctx, true, wakes[1])
 	}()
 	go func() {
-		defer close(maintainDone)
-		r.maintain(ctx)
+		defer close(statsDone)
+		r.stats(ctx)
 	}()
 	r.loop(ctx, false, wakes[0])
 	<-bulkDone
-	<-maintainDone
+	<-statsDone
 	return nil
 }
 
@@ -315,7 +297,6 @@ func (r *Relay) drain(ctx context.Context, bulk bool) (int, error) {
 		return 0, err
 	}
 	r.published.Add(float64(n))
-	r.deleted.Add(int64(n))
 	return n, nil
 }
 
@@ -357,36 +338,14 @@ func (r *Relay) publish(ctx context.Context, batch []row, bulk bool) error {
 	return nil
 }
 
-// maintain updates the outbox gauges and vacuums the outbox table when needed, every
-// MaintainInterval until ctx ends. It has a goroutine of its own: a count over an import's
-// 100,000 rows takes tens of milliseconds, which every event waiting for a relay loop would
-// otherwise wait too.
-//
-// The outbox is a queue table: every row is deleted seconds after it was inserted. An import
-// leaves as many dead rows as it had events, and until they are vacuumed every relay batch
-// scans past them (on the bench, with autovacuum off, the burst drained at 0.30-0.46 of the
-// sustained rate, and at 0.59 with the outbox vacuumed every 10 s). Autovacuum's defaults
-// wait for 20 % of the table and up to a minute, and a database may run with it off; so the
-// relay vacuums its own table after VacuumAfter deletes. A failed vacuum (no privilege) is
-// logged and not tried again.
-func (r *Relay) maintain(ctx context.Context) {
-	t := time.NewTicker(r.cfg.MaintainInterval)
+// stats updates the outbox gauges every 5 s until ctx ends. It has a goroutine of its own: a
+// count over an import's 100,000 rows takes tens of milliseconds, which every event waiting
+// for a relay loop would otherwise wait too.
+func (r *Relay) stats(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
-	vacuum := r.cfg.VacuumAfter > 0
 	for {
 		r.updateStats(ctx)
-		if n := r.deleted.Load(); vacuum && n >= int64(r.cfg.VacuumAfter) {
-			r.deleted.Add(-n)
-			if _, err := r.pool.Exec(ctx, `VACUUM outbox`); err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				vacuum = false
-				r.logger.Warn("outbox vacuum failed; leaving the outbox to autovacuum", "error", err)
-			} else {
-				r.vacuums.Inc()
-			}
-		}
 		select {
 		case <-ctx.Done():
 			return

@@ -447,34 +447,3 @@ func TestBulkRowsArePacedByTheFanoutBacklog(t *testing.T) {
 		t.Errorf("relay returned %v", err)
 	}
 }
-
-// TestRelayVacuumsTheOutboxAfterManyDeletes: once the relay has deleted VacuumAfter rows it
-// vacuums the outbox itself (PostgreSQL counts a manual vacuum of the table), so an import's dead
-// rows do not slow every later batch while autovacuum waits or is off.
-func TestRelayVacuumsTheOutboxAfterManyDeletes(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	pool, js := outboxAndStreams(ctx, t)
-	vacuums := func() int64 {
-		var n int64
-		if err := pool.QueryRow(ctx, `SELECT vacuum_count FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = 'outbox'`, schema).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
-	before := vacuums()
-	relay, err := outbox.NewRelay(pool, js, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(),
-		outbox.RelayConfig{Schema: schema, VacuumAfter: 200, MaintainInterval: 50 * time.Millisecond, MaxFanoutBacklog: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- relay.Run(ctx) }()
-	addEventsWith(t, pool, 300, true)
-	waitFor(t, "a vacuum counted by the relay", func() bool { return testutil.ToFloat64(relay.VacuumsForTest()) >= 1 })
-	waitFor(t, "the vacuum counted by PostgreSQL", func() bool { return vacuums() > before })
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("relay returned %v", err)
-	}
-}
