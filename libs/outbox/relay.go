@@ -121,26 +121,44 @@ func (r *Relay) Run(ctx context.Context) error {
 }
 
 // loop drains the bulk rows or the others until ctx ends.
+//
+// The outbox is a queue table: rows are deleted seconds after they were inserted, and their
+// dead index entries stay at the low end of the seq index until a vacuum. A batch that looked
+// from the lowest seq would step over every one of them (100,000 after an import, each batch),
+// so while it finds rows a loop looks only after the last seq it published. A row can commit
+// after rows with higher seqs (its transaction took its seq first), so the loop looks from the
+// start again whenever nothing is found after its mark, and at least once a second.
 func (r *Relay) loop(ctx context.Context, bulk bool, wake <-chan struct{}) {
 	backoff := time.Duration(0)
 	busy := false // the last batch found rows: pace before the next one
+	var after int64
+	fromStart := time.Now()
 	for {
 		if bulk && busy && !r.pace(ctx) {
 			return
 		}
-		n, err := r.drain(ctx, bulk)
+		n, last, err := r.drain(ctx, bulk, after)
 		busy = n > 0
 		switch {
 		case ctx.Err() != nil:
 			return
 		case err != nil:
 			r.failures.Inc()
+			after = 0
 			backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
 			r.logger.Warn("outbox publish failed; rows stay and will be retried", "error", err, "bulk", bulk, "retry_in", backoff)
 		default:
 			backoff = 0
 			if n > 0 {
+				after = last
+				if time.Since(fromStart) > time.Second {
+					after, fromStart = 0, time.Now()
+				}
 				continue // more may be waiting
+			}
+			if after > 0 {
+				after, fromStart = 0, time.Now()
+				continue // rows that committed late, behind the mark
 			}
 		}
 		wait, wakeC := r.cfg.PollInterval, wake
@@ -244,21 +262,22 @@ type row struct {
 // drain publishes one batch of bulk rows, or of the others, and returns how many rows it
 // published. A batch of bulk rows is at most MaxFanoutBacklog/2, so that pacing keeps the
 // fan-out's backlog near its bound.
-func (r *Relay) drain(ctx context.Context, bulk bool) (int, error) {
+func (r *Relay) drain(ctx context.Context, bulk bool, after int64) (int, int64, error) {
 	limit := r.cfg.BatchSize
 	if bulk && r.cfg.MaxFanoutBacklog > 0 {
 		limit = max(1, min(limit, r.cfg.MaxFanoutBacklog/2))
 	}
 	// Literal conditions, so that each query is planned on its partial index.
-	query := `SELECT seq, event_id, subject, body, headers FROM outbox WHERE NOT bulk
+	query := `SELECT seq, event_id, subject, body, headers FROM outbox WHERE NOT bulk AND seq > $2
 		ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`
 	if bulk {
-		query = `SELECT seq, event_id, subject, body, headers FROM outbox WHERE bulk
+		query = `SELECT seq, event_id, subject, body, headers FROM outbox WHERE bulk AND seq > $2
 		ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`
 	}
 	var n int
+	var last int64
 	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, query, limit)
+		rows, err := tx.Query(ctx, query, limit, after)
 		if err != nil {
 			return fmt.Errorf("select outbox: %w", err)
 		}
@@ -290,14 +309,14 @@ func (r *Relay) drain(ctx context.Context, bulk bool) (int, error) {
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return fmt.Errorf("delete published rows: %w", err)
 		}
-		n = len(batch)
+		n, last = len(batch), batch[len(batch)-1].seq
 		return nil
 	})
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	r.published.Add(float64(n))
-	return n, nil
+	return n, last, nil
 }
 
 // publish sends the batch asynchronously and waits until every message is acknowledged.

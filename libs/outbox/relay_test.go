@@ -3,6 +3,7 @@ package outbox_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -445,5 +446,79 @@ func TestBulkRowsArePacedByTheFanoutBacklog(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("relay returned %v", err)
+	}
+}
+
+// TestRelayPublishesRowsThatCommitLate: a row whose transaction took its seq first but commits
+// after later rows were relayed is behind the relay's mark; it is still published as soon as it
+// commits, for plain and bulk rows alike.
+func TestRelayPublishesRowsThatCommitLate(t *testing.T) {
+	for _, n := range []int{1, outbox.BulkThreshold + 1} {
+		t.Run(fmt.Sprintf("%d rows", n), func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			pool, js := outboxAndStreams(ctx, t)
+			relay, err := outbox.NewRelay(pool, js, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(),
+				outbox.RelayConfig{Schema: schema, PollInterval: time.Hour, MaxFanoutBacklog: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- relay.Run(ctx) }()
+
+			late, err := pool.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = late.Rollback(ctx) }()
+			var lateIDs []string
+			var batch []outbox.Event
+			for range n {
+				env, err := event.New("acct_1", &eventsv1.NewContact{ContactId: "late", Source: "manual"}, time.Now())
+				if err != nil {
+					t.Fatal(err)
+				}
+				lateIDs = append(lateIDs, env.EventID)
+				batch = append(batch, outbox.Event{Envelope: env})
+			}
+			if n == 1 {
+				err = outbox.Add(ctx, late, schema, batch[0].Envelope, nil)
+			} else {
+				err = outbox.AddMany(ctx, late, schema, batch)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			addEventsWith(t, pool, n, n > 1) // later seqs, committed first
+			stream, err := js.Stream(ctx, streams.Events)
+			if err != nil {
+				t.Fatal(err)
+			}
+			msgs := func() uint64 {
+				info, err := stream.Info(ctx)
+				if err != nil {
+					return 0
+				}
+				return info.State.Msgs
+			}
+			waitFor(t, "the rows committed first", func() bool { return msgs() == uint64(n) })
+			if err := late.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the rows that committed late", func() bool { return msgs() == uint64(2*n) })
+			for i, id := range lateIDs {
+				m, err := stream.GetMsg(ctx, uint64(n+i+1))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := m.Header.Get(jetstream.MsgIDHeader); got != id {
+					t.Errorf("message %d: event %s, want the late row %s", n+i+1, got, id)
+				}
+			}
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("relay returned %v", err)
+			}
+		})
 	}
 }
