@@ -51,6 +51,21 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 const traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
+// eventsStored returns a probe of how many messages EVENTS holds (0 while NATS is away).
+func eventsStored(ctx context.Context, js jetstream.JetStream) func() uint64 {
+	return func() uint64 {
+		s, err := js.Stream(ctx, streams.Events)
+		if err != nil {
+			return 0
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			return 0
+		}
+		return info.State.Msgs
+	}
+}
+
 func addEvents(t *testing.T, pool *pgxpool.Pool, n int) []string {
 	t.Helper()
 	return addEventsWith(t, pool, n, false)
@@ -128,17 +143,7 @@ func TestRelayPublishesOnceAndSurvivesNATSOutage(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- relay.Run(ctx) }()
 
-	streamMsgs := func() uint64 {
-		s, err := js.Stream(ctx, streams.Events)
-		if err != nil {
-			return 0
-		}
-		info, err := s.Info(ctx)
-		if err != nil {
-			return 0
-		}
-		return info.State.Msgs
-	}
+	streamMsgs := eventsStored(ctx, js)
 	pending := func() int {
 		var n int
 		if err := pool.QueryRow(ctx, "SELECT count(*) FROM outbox").Scan(&n); err != nil {
@@ -240,14 +245,8 @@ func testRelayWakesOnCommit(t *testing.T, many bool) {
 		return n > 0
 	})
 	ids := addEventsWith(t, pool, 3, many)
-	waitFor(t, "3 events on EVENTS without polling", func() bool {
-		s, err := js.Stream(ctx, streams.Events)
-		if err != nil {
-			return false
-		}
-		info, err := s.Info(ctx)
-		return err == nil && info.State.Msgs == 3
-	})
+	stored := eventsStored(ctx, js)
+	waitFor(t, "3 events on EVENTS without polling", func() bool { return stored() == 3 })
 	stream, err := js.Stream(ctx, streams.Events)
 	if err != nil {
 		t.Fatal(err)
@@ -309,10 +308,8 @@ func TestBulkRowsDoNotHoldBackOthers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the whole outbox on EVENTS", func() bool {
-		info, err := stream.Info(ctx)
-		return err == nil && info.State.Msgs == bulk+1
-	})
+	stored := eventsStored(ctx, js)
+	waitFor(t, "the whole outbox on EVENTS", func() bool { return stored() == bulk+1 })
 	var seq uint64
 	for s := uint64(1); s <= bulk+1; s++ {
 		msg, err := stream.GetMsg(ctx, s)
@@ -391,13 +388,7 @@ func TestBulkRowsArePacedByTheFanoutBacklog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msgs := func() uint64 {
-		info, err := stream.Info(ctx)
-		if err != nil {
-			return 0
-		}
-		return info.State.Msgs
-	}
+	msgs := eventsStored(ctx, js)
 	waitFor(t, "the relay to pace the bulk rows", func() bool { return msgs() >= maxBacklog })
 	// Once the backlog is at the bound, nothing more comes until the fan-out reads.
 	paced := relay.PacedForTest()
@@ -494,13 +485,7 @@ func TestRelayPublishesRowsThatCommitLate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			msgs := func() uint64 {
-				info, err := stream.Info(ctx)
-				if err != nil {
-					return 0
-				}
-				return info.State.Msgs
-			}
+			msgs := eventsStored(ctx, js)
 			waitFor(t, "the rows committed first", func() bool { return msgs() == uint64(n) })
 			if err := late.Commit(ctx); err != nil {
 				t.Fatal(err)
