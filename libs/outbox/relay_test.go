@@ -51,6 +51,18 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 const traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
+// startRelay runs a relay with cfg until ctx ends; done receives what Run returned.
+func startRelay(ctx context.Context, t *testing.T, pool *pgxpool.Pool, js jetstream.JetStream, cfg outbox.RelayConfig) (relay *outbox.Relay, done <-chan error) {
+	t.Helper()
+	relay, err := outbox.NewRelay(pool, js, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- relay.Run(ctx) }()
+	return relay, errc
+}
+
 // eventsStored returns a probe of how many messages EVENTS holds (0 while NATS is away).
 func eventsStored(ctx context.Context, js jetstream.JetStream) func() uint64 {
 	return func() uint64 {
@@ -134,14 +146,7 @@ func TestRelayPublishesOnceAndSurvivesNATSOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	reg := prometheus.NewRegistry()
-	relay, err := outbox.NewRelay(pool, js, slog.New(slog.NewTextHandler(io.Discard, nil)), reg,
-		outbox.RelayConfig{Schema: schema, PollInterval: 100 * time.Millisecond, AckTimeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- relay.Run(ctx) }()
+	relay, done := startRelay(ctx, t, pool, js, outbox.RelayConfig{Schema: schema, PollInterval: 100 * time.Millisecond, AckTimeout: time.Second})
 
 	streamMsgs := eventsStored(ctx, js)
 	pending := func() int {
@@ -231,13 +236,7 @@ func testRelayWakesOnCommit(t *testing.T, many bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	pool, js := outboxAndStreams(ctx, t)
-	relay, err := outbox.NewRelay(pool, js, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(),
-		outbox.RelayConfig{Schema: schema, PollInterval: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- relay.Run(ctx) }()
+	_, done := startRelay(ctx, t, pool, js, outbox.RelayConfig{Schema: schema, PollInterval: time.Hour})
 	// The first drain runs at start; wait for the listener to be up before committing.
 	waitFor(t, "the relay to listen", func() bool {
 		var n int
@@ -297,13 +296,7 @@ func TestBulkRowsDoNotHoldBackOthers(t *testing.T) {
 		t.Fatalf("outbox rows by bulk: %v, want %d bulk and 1 other", kinds, bulk)
 	}
 
-	relay, err := outbox.NewRelay(pool, js, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(),
-		outbox.RelayConfig{Schema: schema, BatchSize: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- relay.Run(ctx) }()
+	_, done := startRelay(ctx, t, pool, js, outbox.RelayConfig{Schema: schema, BatchSize: 100})
 	stream, err := js.Stream(ctx, streams.Events)
 	if err != nil {
 		t.Fatal(err)
@@ -376,14 +369,7 @@ func TestBulkRowsArePacedByTheFanoutBacklog(t *testing.T) {
 	}
 	const bulk, maxBacklog = 500, 40
 	addEventsWith(t, pool, bulk, true)
-	reg := prometheus.NewRegistry()
-	relay, err := outbox.NewRelay(pool, js, slog.New(slog.NewTextHandler(io.Discard, nil)), reg,
-		outbox.RelayConfig{Schema: schema, MaxFanoutBacklog: maxBacklog})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- relay.Run(ctx) }()
+	relay, done := startRelay(ctx, t, pool, js, outbox.RelayConfig{Schema: schema, MaxFanoutBacklog: maxBacklog})
 	stream, err := js.Stream(ctx, streams.Events)
 	if err != nil {
 		t.Fatal(err)
@@ -449,13 +435,7 @@ func TestRelayPublishesRowsThatCommitLate(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			pool, js := outboxAndStreams(ctx, t)
-			relay, err := outbox.NewRelay(pool, js, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(),
-				outbox.RelayConfig{Schema: schema, PollInterval: time.Hour, MaxFanoutBacklog: -1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() { done <- relay.Run(ctx) }()
+			_, done := startRelay(ctx, t, pool, js, outbox.RelayConfig{Schema: schema, PollInterval: time.Hour, MaxFanoutBacklog: -1})
 
 			late, err := pool.Begin(ctx)
 			if err != nil {
