@@ -206,13 +206,19 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, stream string, 
 	return c, nil
 }
 
+// ensureAttemptTimeout bounds one Ensure try. In a cluster, a request about a stream whose leader
+// just died is never answered, so a try waits out its whole timeout while the new leader is
+// elected in about 2 s; with 10 s tries a service starting after a node loss stalled 10 s
+// (TestClusterConsumersAfterMetaLeaderKill), with 3 s tries it is ready in about 3.
+const ensureAttemptTimeout = 3 * time.Second
+
 // EnsureWithRetry runs Ensure until it succeeds, backing off up to 5 s between tries, so that a
 // publishing service can start (and accept writes into its outbox) while NATS is unreachable. It
 // returns false when ctx ended first.
 func EnsureWithRetry(ctx context.Context, js jetstream.JetStream, cfg Config, logger *slog.Logger) bool {
 	wait := 250 * time.Millisecond
 	for {
-		ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		ectx, cancel := context.WithTimeout(ctx, ensureAttemptTimeout)
 		err := Ensure(ectx, js, cfg)
 		cancel()
 		if err == nil {
