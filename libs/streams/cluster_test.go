@@ -247,12 +247,16 @@ func TestClusterConsumersAfterMetaLeaderKill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := js.Publish(ctx, streams.EventSubject("acct_meta", "new_contact"), []byte("x")); err != nil {
-		t.Fatal(err)
-	}
-	m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
-	if err != nil {
-		t.Fatalf("consume after meta leader loss: %v", err)
+	publish(ctx, t, js, streams.EventSubject("acct_meta", "new_contact"), "x")
+	var m jetstream.Msg
+	for {
+		// A new consumer answers once its own leader is elected: until then, no responders.
+		if m, err = cons.Next(jetstream.FetchMaxWait(2 * time.Second)); err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("consume after meta leader loss: %v", err)
+		}
 	}
 	if string(m.Data()) != "x" {
 		t.Errorf("got %q, want %q", m.Data(), "x")
@@ -282,9 +286,8 @@ func TestClusterNodeDownThenBack(t *testing.T) {
 	}
 	follower.Kill()
 	for i := range 100 {
-		if _, err := js.Publish(ctx, streams.ReadySubject("default", fmt.Sprintf("del_%d", i)), []byte("job")); err != nil {
-			t.Fatal(err)
-		}
+		id := fmt.Sprintf("del_%d", i)
+		publish(ctx, t, js, streams.ReadySubject("default", id), id)
 	}
 	acked := 0
 	for acked < 60 {
@@ -323,6 +326,24 @@ func TestClusterNodeDownThenBack(t *testing.T) {
 	}
 	if info.State.Msgs != 40 {
 		t.Errorf("DELIVERIES led by the returning node holds %d jobs, want 40", info.State.Msgs)
+	}
+}
+
+// publish publishes body as the services do in a cluster: each try bounded, retried under the same
+// Nats-Msg-Id until acknowledged. A request written to a node's connection just before that node
+// was killed is never answered, and jetstream's Publish retries only "no responders".
+func publish(ctx context.Context, t *testing.T, js jetstream.JetStream, subject, body string) {
+	t.Helper()
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := js.Publish(pctx, subject, []byte(body), jetstream.WithMsgID(subject))
+		cancel()
+		if err == nil {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("publish %s: %v", subject, err)
+		}
 	}
 }
 
@@ -386,5 +407,41 @@ func TestClusterScaleR1ToR3(t *testing.T) {
 	}
 	if info.State.Msgs != 50 {
 		t.Errorf("after scaling: %d events, want the 50 kept", info.State.Msgs)
+	}
+}
+
+// In a cluster every service ensures the streams at start and only the dispatcher owns the
+// replica setting, so the dispatcher may scale a stream that another service just created as R1
+// and create its consumers right after. Found by `make dev NATS_NODES=3`: the consumer creation
+// failed with "insufficient resources" while the new replicas were being placed.
+func TestClusterConsumerRightAfterScaleUp(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := natsserver.StartCluster(ctx, natsserver.ClusterOptions{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Shutdown()
+	nc, err := nats.Connect(c.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := streams.Ensure(ctx, js, streams.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := streams.Ensure(ctx, js, streams.Config{Replicas: 3}); err != nil {
+		t.Fatal(err)
+	}
+	for _, stream := range []string{streams.Events, streams.Deliveries, streams.Attempts} {
+		if _, err := streams.EnsureConsumer(ctx, js, stream, jetstream.ConsumerConfig{
+			Durable: "right-after", AckPolicy: jetstream.AckExplicitPolicy,
+		}); err != nil {
+			t.Errorf("consumer on %s right after scaling to R3: %v", stream, err)
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -178,11 +179,47 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 		} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
 			return fmt.Errorf("ensure stream %s: %w", sc.Name, err)
 		}
-		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+		st, err := js.CreateOrUpdateStream(ctx, sc)
+		if err != nil {
+			return fmt.Errorf("ensure stream %s: %w", sc.Name, err)
+		}
+		if err := awaitReplicas(ctx, st, sc.Replicas); err != nil {
 			return fmt.Errorf("ensure stream %s: %w", sc.Name, err)
 		}
 	}
 	return nil
+}
+
+// awaitReplicas waits until a replicated stream has all its followers placed and current. Right
+// after a stream is created or scaled up (R1 to R3) in a cluster, creating a consumer on it fails
+// with "insufficient resources" until they are (TestClusterConsumerRightAfterScaleUp).
+func awaitReplicas(ctx context.Context, st jetstream.Stream, replicas int) error {
+	if replicas <= 1 {
+		return nil
+	}
+	wait := 50 * time.Millisecond
+	for {
+		info, err := st.Info(ctx)
+		if err == nil && info.Cluster != nil && info.Cluster.Leader != "" && len(info.Cluster.Replicas) == replicas-1 {
+			current := 0
+			for _, r := range info.Cluster.Replicas {
+				if r.Current && !r.Offline {
+					current++
+				}
+			}
+			if current == replicas-1 {
+				return nil
+			}
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("wait for %d current replicas: %w", replicas, ctx.Err())
+		case <-t.C:
+		}
+		wait = min(2*wait, time.Second)
+	}
 }
 
 // matches reports whether have already holds every setting want declares.
@@ -199,11 +236,38 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, stream string, 
 	if cc.Durable == "" {
 		return nil, errors.New("ensure consumer: durable name is required")
 	}
-	c, err := js.CreateOrUpdateConsumer(ctx, stream, cc)
-	if err != nil {
-		return nil, fmt.Errorf("ensure consumer %s on %s: %w", cc.Durable, stream, err)
+	wait := 100 * time.Millisecond
+	for {
+		actx, cancel := context.WithTimeout(ctx, ensureAttemptTimeout)
+		c, err := js.CreateOrUpdateConsumer(actx, stream, cc)
+		cancel()
+		if err == nil {
+			return c, nil
+		}
+		if !transient(err) || ctx.Err() != nil {
+			return nil, fmt.Errorf("ensure consumer %s on %s: %w", cc.Durable, stream, err)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("ensure consumer %s on %s: %w", cc.Durable, stream, err)
+		case <-t.C:
+		}
+		wait = min(2*wait, 2*time.Second)
 	}
-	return c, nil
+}
+
+// transient reports whether a JetStream API error can go away by itself in a cluster: no leader
+// answered yet (timeout, no responders) or the cluster is still placing a stream's replicas (503,
+// e.g. "insufficient resources" right after a scale-up another replica made).
+func transient(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.Code == 503
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrTimeout)
 }
 
 // ensureAttemptTimeout bounds one Ensure try. In a cluster, a request about a stream whose leader
