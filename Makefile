@@ -12,6 +12,8 @@ PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 
 MODULES := libs services/contacts services/messaging services/campaigns services/subscriptions services/dispatcher e2e
 SERVICES := contacts messaging campaigns subscriptions dispatcher
+# NATS_NODES=3 runs `make dev` and `make bench` on a 3-node JetStream cluster with R3 streams.
+NATS_NODES ?= 1
 
 .PHONY: all dev test lint generate check-generated tools build bench clean postgres
 
@@ -59,11 +61,11 @@ test: postgres
 
 ## dev: run the whole platform locally with an embedded NATS server and a demo webhook.
 dev: postgres build
-	cd e2e && go run ./cmd/devstack -bin $(BIN)
+	cd e2e && go run ./cmd/devstack -bin $(BIN) -nats-nodes $(NATS_NODES)
 
 ## bench: drive the real pipeline and print figures; the last line is a JSON summary.
 bench: postgres build
-	cd e2e && go run ./cmd/bench -bin $(BIN)
+	cd e2e && go run ./cmd/bench -bin $(BIN) -nats-nodes $(NATS_NODES)
 
 clean:
 	rm -rf $(BIN)

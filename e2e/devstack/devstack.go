@@ -63,12 +63,19 @@ type Config struct {
 	Dispatchers int
 	// ExtraEnv is appended to every service's environment (e.g. tuning for tests).
 	ExtraEnv []string
+	// NATSNodes is 1 (the default) for one embedded nats-server, or the size of a JetStream
+	// cluster of nats-server processes on random loopback ports with streams replicated on 3 nodes
+	// (R3), the production shape. A binary that runs a cluster must call
+	// natsserver.RunNodeIfChild first thing in main or TestMain.
+	NATSNodes int
 }
 
 // Stack is a running platform.
 type Stack struct {
 	cfg          Config
-	nats         *natsserver.Server
+	nats         *natsserver.Server  // one embedded server, or
+	cluster      *natsserver.Cluster // a cluster (NATSNodes > 1)
+	natsURL      string
 	ServiceToken string
 	SecretsKey   string
 
@@ -98,11 +105,10 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	if err := fillPorts(&cfg.Ports); err != nil {
 		return nil, err
 	}
-	ns, err := natsserver.Start(natsserver.Options{Port: cfg.Ports.NATS, StoreDir: filepath.Join(cfg.DataDir, "nats")})
-	if err != nil {
-		return nil, fmt.Errorf("start embedded nats-server on port %d: %w", cfg.Ports.NATS, err)
+	s := &Stack{cfg: cfg, ServiceToken: randomToken(), SecretsKey: "dev1:" + randomKey(), procs: map[string]*Proc{}}
+	if err := s.startNATS(ctx); err != nil {
+		return nil, err
 	}
-	s := &Stack{cfg: cfg, nats: ns, ServiceToken: randomToken(), SecretsKey: "dev1:" + randomKey(), procs: map[string]*Proc{}}
 	for _, name := range Services() {
 		n := 1
 		if name == "dispatcher" {
@@ -118,8 +124,37 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	return s, nil
 }
 
-// NATSURL is the embedded server's client URL.
-func (s *Stack) NATSURL() string { return s.nats.ClientURL() }
+func (s *Stack) startNATS(ctx context.Context) error {
+	dir := filepath.Join(s.cfg.DataDir, "nats")
+	if s.cfg.NATSNodes <= 1 {
+		ns, err := natsserver.Start(natsserver.Options{Port: s.cfg.Ports.NATS, StoreDir: dir})
+		if err != nil {
+			return fmt.Errorf("start embedded nats-server on port %d: %w", s.cfg.Ports.NATS, err)
+		}
+		s.nats, s.natsURL = ns, ns.ClientURL()
+		return nil
+	}
+	c, err := natsserver.StartCluster(ctx, natsserver.ClusterOptions{Nodes: s.cfg.NATSNodes, Dir: dir})
+	if err != nil {
+		return err
+	}
+	s.cluster, s.natsURL = c, c.ClientURL()
+	return nil
+}
+
+// NATSURL is the client URL of the NATS server, or of every node of the cluster.
+func (s *Stack) NATSURL() string { return s.natsURL }
+
+// Cluster is the NATS cluster when the stack runs on one (NATSNodes > 1), else nil.
+func (s *Stack) Cluster() *natsserver.Cluster { return s.cluster }
+
+func (s *Stack) stopNATS() {
+	if s.cluster != nil {
+		s.cluster.Shutdown()
+		return
+	}
+	s.nats.Shutdown()
+}
 
 // Addr returns 127.0.0.1:port.
 func Addr(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
@@ -130,7 +165,7 @@ func (s *Stack) Ports() Ports { return s.cfg.Ports }
 func (s *Stack) env(name string, replica int) (admin int, env []string) {
 	p := s.cfg.Ports
 	env = append(os.Environ(),
-		"NATS_URL="+s.nats.ClientURL(),
+		"NATS_URL="+s.natsURL,
 		"DATABASE_URL="+s.cfg.DatabaseURL,
 		"SERVICE_TOKEN="+s.ServiceToken,
 		"LOG_FORMAT=text",
@@ -160,6 +195,9 @@ func (s *Stack) env(name string, replica int) (admin int, env []string) {
 			admin = port
 		}
 		env = append(env, "SSRF_ALLOW=127.0.0.0/8,::1")
+		if s.cluster != nil {
+			env = append(env, "STREAM_REPLICAS=3")
+		}
 	}
 	env = append(env, "ADMIN_ADDR="+Addr(admin))
 	env = append(env, s.cfg.ExtraEnv...)
@@ -278,7 +316,7 @@ func (s *Stack) Stop() []error {
 			errs = append(errs, fmt.Errorf("stop %s: %w", p.Name, err))
 		}
 	}
-	s.nats.Shutdown()
+	s.stopNATS()
 	return errs
 }
 

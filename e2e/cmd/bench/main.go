@@ -10,9 +10,12 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/customertext/webhooks/libs/natsserver"
 )
 
 func main() {
+	natsserver.RunNodeIfChild() // -nats-nodes 3 runs this binary again as each node
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout)
 	stop()

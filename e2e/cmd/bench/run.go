@@ -40,10 +40,12 @@ type options struct {
 	skipFair   bool
 	serviceEnv []string
 	cpuProfile string
+	natsNodes  int
 }
 
 // summary is the final JSON line.
 type summary struct {
+	NATSNodes             int     `json:"nats_nodes"`
 	DeliveriesPerSec      float64 `json:"deliveries_per_sec"`
 	HTTPCeilingPerSec     float64 `json:"http_ceiling_per_sec"`
 	CeilingRatio          float64 `json:"ceiling_ratio"`
@@ -60,6 +62,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	var o options
 	fs.StringVar(&o.binDir, "bin", ".bin", "folder with the service binaries")
+	fs.IntVar(&o.natsNodes, "nats-nodes", 1, "1: one embedded nats-server; 3: a 3-node JetStream cluster (processes on loopback) with R3 streams")
 	fs.IntVar(&o.events, "events", 20000, "events in the throughput run (each goes to 4 webhooks)")
 	fs.IntVar(&o.burst, "burst", 100000, "events of the bursting account in the fairness run")
 	fs.IntVar(&o.burstHooks, "burst-webhooks", 4, "webhooks of the bursting account (4, as in the throughput run, compares its drain with deliveries_per_sec like for like)")
@@ -94,7 +97,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer rcv.close()
-	var s summary
+	s := summary{NATSNodes: max(o.natsNodes, 1)}
 
 	fmt.Fprintln(stdout, "== HTTP ceiling: raw POSTs from one process to the same receivers")
 	s.HTTPCeilingPerSec = round(httpCeiling(ctx, rcv, 3*time.Second))
@@ -141,7 +144,7 @@ func startEnv(ctx context.Context, o options, base, dbName string, extra []strin
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	stack, err := devstack.Start(ctx, devstack.Config{BinDir: o.binDir, DataDir: dataDir, DatabaseURL: dbURL,
-		ExtraEnv: append(append([]string{"LOG_LEVEL=warn"}, o.serviceEnv...), extra...)})
+		ExtraEnv: append(append([]string{"LOG_LEVEL=warn"}, o.serviceEnv...), extra...), NATSNodes: o.natsNodes})
 	if err != nil {
 		return nil, fmt.Errorf("start stack (logs in %s): %w", dataDir, err)
 	}

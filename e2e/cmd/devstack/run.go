@@ -24,6 +24,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	dataDir := fs.String("data", "", "folder for NATS storage and service logs (default: a fresh temporary folder)")
 	dbName := fs.String("database", "customertext_dev", "PostgreSQL database to (re)create and use; its previous content is dropped")
 	receiverAddr := fs.String("receiver-addr", "127.0.0.1:7400", "listen address of the demo webhook receiver")
+	natsNodes := fs.Int("nats-nodes", 1, "1: one embedded nats-server on 127.0.0.1:14222; 3: a 3-node JetStream cluster (processes on random loopback ports) with R3 streams")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -53,9 +54,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer rcv.Close()
 
-	fmt.Fprintf(stdout, "Starting the platform (embedded NATS on 127.0.0.1:%d, PostgreSQL database %s, logs in %s)...\n",
-		devstack.DevPorts().NATS, *dbName, filepath.Join(*dataDir, "logs"))
-	stack, err := devstack.Start(ctx, devstack.Config{BinDir: bin, DataDir: *dataDir, DatabaseURL: dbURL, Ports: devstack.DevPorts()})
+	natsDesc := fmt.Sprintf("embedded NATS on 127.0.0.1:%d", devstack.DevPorts().NATS)
+	if *natsNodes > 1 {
+		natsDesc = fmt.Sprintf("a %d-node NATS JetStream cluster, streams R3", *natsNodes)
+	}
+	fmt.Fprintf(stdout, "Starting the platform (%s, PostgreSQL database %s, logs in %s)...\n",
+		natsDesc, *dbName, filepath.Join(*dataDir, "logs"))
+	stack, err := devstack.Start(ctx, devstack.Config{BinDir: bin, DataDir: *dataDir, DatabaseURL: dbURL,
+		Ports: devstack.DevPorts(), NATSNodes: *natsNodes})
 	if err != nil {
 		return err
 	}
