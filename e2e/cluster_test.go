@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,7 +24,8 @@ import (
 
 // TestClusterSurvivesLeaderKills runs the platform on a 3-node JetStream cluster with R3 streams
 // and two dispatchers while contacts are created through the contacts API, and SIGKILLs the node
-// leading DELIVERIES, then the one leading EVENTS, then the meta leader, bringing each back. One
+// leading DELIVERIES, then the one leading EVENTS, then the meta leader, bringing each back, and
+// last keeps the new DELIVERIES leader down for 45 s before bringing it back. One
 // endpoint fails until the kills are over, so its retries wait as message schedules across every
 // leader change. Every event must reach both endpoints, signed, with duplicates only under the same
 // webhook-id; no service may restart, and every consumer's backlog returns to zero.
@@ -34,8 +36,8 @@ func TestClusterSurvivesLeaderKills(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	stack := startStack(ctx, t, devstack.Config{NATSNodes: 3, Dispatchers: 2,
-		// Retries every 2 s for a minute: the failing endpoint recovers long before the last.
-		ExtraEnv: []string{"RETRY_SCHEDULE=0s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s"}})
+		// Retries every 2 s for 4 minutes: the failing endpoint recovers long before the last.
+		ExtraEnv: []string{"RETRY_SCHEDULE=0s" + strings.Repeat(",2s", 120)}})
 	cluster := stack.Cluster()
 
 	healthy, err := devstack.StartReceiver("127.0.0.1:0")
@@ -120,7 +122,7 @@ func TestClusterSurvivesLeaderKills(t *testing.T) {
 			}
 		}
 	}
-	killAndRestore := func(what, node string) {
+	killAndRestore := func(what, node string, down time.Duration) {
 		t.Helper()
 		before := createdCount()
 		waitFor(ctx, t, "load before the kill", func() bool { return createdCount() >= before+20 })
@@ -130,7 +132,9 @@ func TestClusterSurvivesLeaderKills(t *testing.T) {
 		t.Logf("killed %s (%s)", node, what)
 		// Load keeps flowing while the node is down.
 		during := createdCount()
-		waitFor(ctx, t, "load while "+node+" is down", func() bool { return createdCount() >= during+40 })
+		waitFor(ctx, t, "load while "+node+" is down", func() bool {
+			return createdCount() >= during+40 && time.Since(start) >= down
+		})
 		if err := n.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -140,13 +144,16 @@ func TestClusterSurvivesLeaderKills(t *testing.T) {
 		t.Logf("%s back after %v", node, time.Since(start).Round(time.Millisecond))
 	}
 
-	killAndRestore("DELIVERIES leader", leaderOf(streams.Deliveries))
-	killAndRestore("EVENTS leader", leaderOf(streams.Events))
+	killAndRestore("DELIVERIES leader", leaderOf(streams.Deliveries), 0)
+	killAndRestore("EVENTS leader", leaderOf(streams.Events), 0)
 	meta, err := cluster.MetaLeader(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	killAndRestore("meta leader", meta)
+	killAndRestore("meta leader", meta, 0)
+	// A node down for long: retries keep being scheduled and fired by the two left, and the node
+	// catches up when it is back. make chaos keeps it down for minutes.
+	killAndRestore("DELIVERIES leader, kept down", leaderOf(streams.Deliveries), 45*time.Second)
 	stopLoad()
 	<-loadDone
 	failing.SetStatus(http.StatusOK)
