@@ -9,6 +9,10 @@ export GOFLAGS := -buildvcs=false
 BUF_VERSION := v1.75.0
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
+# protoc-gen-openapi emits OpenAPI 3 from the google.api.http annotations.
+GNOSTIC_VERSION := v0.7.1
+# The finished OpenAPI document the subscription service serves at /v1/openapi.json.
+OPENAPI_JSON := services/subscriptions/internal/ports/httpapi/openapi.json
 
 MODULES := libs services/contacts services/messaging services/campaigns services/subscriptions services/dispatcher e2e
 SERVICES := contacts messaging campaigns subscriptions dispatcher
@@ -26,18 +30,23 @@ $(BIN)/protoc-gen-go:
 $(BIN)/protoc-gen-go-grpc:
 	GOBIN=$(BIN) go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
 
-tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc
+$(BIN)/protoc-gen-openapi:
+	GOBIN=$(BIN) go install github.com/google/gnostic/cmd/protoc-gen-openapi@$(GNOSTIC_VERSION)
 
-## generate: lint the protobuf contracts and regenerate the committed Go code.
+tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/protoc-gen-openapi
+
+## generate: lint the protobuf contracts and regenerate the committed Go code and OpenAPI document.
 generate: tools
 	buf lint
 	buf generate
+	cd services/subscriptions && go run ./internal/ports/httpapi/openapigen \
+		-in ../../libs/gen/openapi/openapi.yaml -out internal/ports/httpapi/openapi.json
 
 ## check-generated: fail when regeneration changes the committed code (CI).
 check-generated: generate
-	@git add -N libs/gen >/dev/null 2>&1 || true
-	@if ! git diff --quiet --exit-code -- libs/gen; then \
-		echo "generated code is stale: run 'make generate' and commit"; git diff --stat -- libs/gen; exit 1; fi
+	@git add -N libs/gen $(OPENAPI_JSON) >/dev/null 2>&1 || true
+	@if ! git diff --quiet --exit-code -- libs/gen $(OPENAPI_JSON); then \
+		echo "generated code is stale: run 'make generate' and commit"; git diff --stat -- libs/gen $(OPENAPI_JSON); exit 1; fi
 
 ## lint: gofmt, go vet on every module, buf lint.
 lint: tools

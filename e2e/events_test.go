@@ -66,7 +66,7 @@ func TestEveryEventTypeReachesAWebhook(t *testing.T) {
 		all = append(all, s.Name)
 	}
 	wh, err := webhooksv1.NewWebhookServiceClient(dial(p.SubscriptionsGRPC, key.GetApiKey())).CreateWebhook(ctx, &webhooksv1.CreateWebhookRequest{
-		Url: rcv.URL, EventTypes: all, Enabled: true,
+		Url: rcv.URL, EventTypes: all,
 		Auth: &webhooksv1.Auth{Kind: &webhooksv1.Auth_ApiKeyHeader{ApiKeyHeader: &webhooksv1.ApiKeyHeader{Name: "X-Api-Key", Value: "events-key"}}},
 	})
 	if err != nil {

@@ -51,7 +51,7 @@ func TestDeadLetterRedeliveryAndGone(t *testing.T) {
 	defer admin.Close()
 	hooks := webhooksv1.NewWebhookServiceClient(admin)
 	const token = "super-secret-bearer"
-	wh, err := hooks.CreateWebhook(ctx, &webhooksv1.CreateWebhookRequest{Url: rcv.URL, EventTypes: []string{event.NewContact}, Enabled: true,
+	wh, err := hooks.CreateWebhook(ctx, &webhooksv1.CreateWebhookRequest{Url: rcv.URL, EventTypes: []string{event.NewContact},
 		Auth: &webhooksv1.Auth{Kind: &webhooksv1.Auth_Bearer{Bearer: &webhooksv1.BearerToken{Token: token}}}})
 	if err != nil {
 		t.Fatal(err)

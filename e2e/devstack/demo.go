@@ -68,7 +68,7 @@ func RunDemo(ctx context.Context, s *Stack, rcv *Receiver) (Demo, error) {
 		return d, err
 	}
 	wh, err := webhooksv1.NewWebhookServiceClient(admin).CreateWebhook(ctx, &webhooksv1.CreateWebhookRequest{
-		Url: rcv.URL, EventTypes: []string{event.NewContact}, Enabled: true, Description: "demo receiver",
+		Url: rcv.URL, EventTypes: []string{event.NewContact}, Description: "demo receiver",
 		Auth: &webhooksv1.Auth{Kind: &webhooksv1.Auth_Bearer{Bearer: &webhooksv1.BearerToken{Token: d.BearerToken}}},
 	})
 	if err != nil {

@@ -39,6 +39,8 @@ type Ports struct {
 	ContactsAdmin, MessagingAdmin              int
 	CampaignsAdmin, SubscriptionsAdmin         int
 	DispatcherAdmin, MessagingHTTP             int
+	// SubscriptionsHTTP is the public HTTP/JSON API.
+	SubscriptionsHTTP int
 }
 
 // DevPorts are the fixed ports of `make dev` (docs/architecture.md).
@@ -46,7 +48,7 @@ func DevPorts() Ports {
 	return Ports{
 		NATS: 14222, ContactsGRPC: 7101, MessagingGRPC: 7102, CampaignsGRPC: 7103, SubscriptionsGRPC: 7104,
 		ContactsAdmin: 7201, MessagingAdmin: 7202, CampaignsAdmin: 7203, SubscriptionsAdmin: 7204,
-		DispatcherAdmin: 7205, MessagingHTTP: 7302,
+		DispatcherAdmin: 7205, MessagingHTTP: 7302, SubscriptionsHTTP: 7304,
 	}
 }
 
@@ -176,7 +178,7 @@ func (s *Stack) env(name string, replica int) (admin int, env []string) {
 	switch name {
 	case "subscriptions":
 		admin = p.SubscriptionsAdmin
-		env = append(env, "GRPC_ADDR="+Addr(p.SubscriptionsGRPC),
+		env = append(env, "GRPC_ADDR="+Addr(p.SubscriptionsGRPC), "HTTP_ADDR="+Addr(p.SubscriptionsHTTP),
 			"ALLOW_INSECURE_HTTP=true", "SSRF_ALLOW=127.0.0.0/8,::1")
 	case "contacts":
 		admin = p.ContactsAdmin
@@ -347,7 +349,8 @@ func waitReady(ctx context.Context, p *Proc, url string, timeout time.Duration) 
 
 func fillPorts(p *Ports) error {
 	for _, f := range []*int{&p.NATS, &p.ContactsGRPC, &p.MessagingGRPC, &p.CampaignsGRPC, &p.SubscriptionsGRPC,
-		&p.ContactsAdmin, &p.MessagingAdmin, &p.CampaignsAdmin, &p.SubscriptionsAdmin, &p.DispatcherAdmin, &p.MessagingHTTP} {
+		&p.ContactsAdmin, &p.MessagingAdmin, &p.CampaignsAdmin, &p.SubscriptionsAdmin, &p.DispatcherAdmin, &p.MessagingHTTP,
+		&p.SubscriptionsHTTP} {
 		if *f != 0 {
 			continue
 		}

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/customertext/webhooks/libs/postgres"
@@ -17,6 +19,8 @@ import (
 // config is the validated service configuration.
 type config struct {
 	GRPCAddr          string
+	HTTPAddr          string
+	CORSOrigins       []string
 	AdminAddr         string
 	NATSURL           string
 	DatabaseURL       string
@@ -49,9 +53,11 @@ func parseConfig(args []string, getenv getenvFunc, stderr io.Writer) (config, er
 		cfg                   config
 		keys, ssrfAllow       string
 		insecure, autoDisable string
-		retention             string
+		retention, cors       string
 	)
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", envOr(getenv, "GRPC_ADDR", "127.0.0.1:7104"), "gRPC listen address (GRPC_ADDR)")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", envOr(getenv, "HTTP_ADDR", "127.0.0.1:7304"), "public HTTP/JSON API listen address (HTTP_ADDR)")
+	fs.StringVar(&cors, "cors-origins", getenv("CORS_ORIGINS"), "comma-separated origins browsers may call the HTTP API from; empty: CORS off (CORS_ORIGINS)")
 	fs.StringVar(&cfg.AdminAddr, "admin-addr", envOr(getenv, "ADMIN_ADDR", "127.0.0.1:7204"), "admin HTTP listen address (ADMIN_ADDR)")
 	fs.StringVar(&cfg.NATSURL, "nats-url", envOr(getenv, "NATS_URL", "nats://127.0.0.1:4222"), "NATS URL (NATS_URL)")
 	fs.StringVar(&cfg.DatabaseURL, "database-url", envOr(getenv, "DATABASE_URL", postgres.DefaultURL), "PostgreSQL URL (DATABASE_URL)")
@@ -97,6 +103,16 @@ func parseConfig(args []string, getenv getenvFunc, stderr io.Writer) (config, er
 	}
 	if cfg.AttemptRetention, err = time.ParseDuration(retention); err != nil || cfg.AttemptRetention < 24*time.Hour {
 		errs = append(errs, fmt.Errorf("ATTEMPT_RETENTION: want a duration of at least 24h, got %q", retention))
+	}
+	for _, o := range strings.Split(cors, ",") {
+		if o = strings.TrimSpace(o); o == "" {
+			continue
+		}
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" {
+			errs = append(errs, fmt.Errorf("CORS_ORIGINS: want origins such as https://app.example.com, got %q", o))
+			continue
+		}
+		cfg.CORSOrigins = append(cfg.CORSOrigins, o)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return config{}, fmt.Errorf("invalid configuration: %w", err)

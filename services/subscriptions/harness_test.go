@@ -38,6 +38,7 @@ func testKeys() string {
 // PostgreSQL database and the service itself started through start() on random ports.
 type env struct {
 	t        *testing.T
+	args     []string
 	dbURL    string
 	natsURL  string
 	addrs    addrs
@@ -77,43 +78,13 @@ func newEnv(t *testing.T, extraArgs ...string) *env {
 	t.Cleanup(ns.Shutdown)
 	e := &env{t: t, dbURL: pgtest.NewDatabase(t), natsURL: ns.ClientURL()}
 
-	args := append([]string{
-		"-grpc-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0",
+	e.args = append([]string{
+		"-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0",
 		"-nats-url", e.natsURL, "-database-url", e.dbURL,
 		"-service-token", testServiceToken, "-secrets-keys", testKeys(),
 		"-ssrf-allow", "127.0.0.0/8", "-allow-insecure-http", "true", "-log-level", "warn",
 	}, extraArgs...)
-	ctx, cancel := context.WithCancel(context.Background())
-	readyc := make(chan addrs, 1)
-	done := make(chan error, 1)
-	logs := &lockedBuffer{}
-	e.logs = logs
-	go func() {
-		done <- start(ctx, args, func(string) string { return "" }, logs, func(a addrs) { readyc <- a })
-	}()
-	select {
-	case e.addrs = <-readyc:
-	case err := <-done:
-		cancel()
-		t.Fatalf("service exited before it was ready: %v\nlogs:\n%s", err, logs.String())
-	case <-time.After(60 * time.Second):
-		cancel()
-		t.Fatalf("service not ready after 60s\nlogs:\n%s", logs.String())
-	}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("service returned %v, want nil on shutdown", err)
-			}
-		case <-time.After(60 * time.Second):
-			t.Errorf("service did not stop within 60s")
-		}
-		if t.Failed() {
-			t.Logf("service logs:\n%s", logs.String())
-		}
-	})
+	e.addrs, e.logs = startInstance(t, e.args)
 
 	conn, err := grpc.NewClient(e.addrs.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -135,6 +106,50 @@ func newEnv(t *testing.T, extraArgs ...string) *env {
 		t.Fatalf("jetstream: %v", err)
 	}
 	return e
+}
+
+// startInstance runs the service with args until the test ends.
+func startInstance(t *testing.T, args []string) (addrs, *lockedBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	readyc := make(chan addrs, 1)
+	done := make(chan error, 1)
+	logs := &lockedBuffer{}
+	go func() {
+		done <- start(ctx, args, func(string) string { return "" }, logs, func(a addrs) { readyc <- a })
+	}()
+	var a addrs
+	select {
+	case a = <-readyc:
+	case err := <-done:
+		cancel()
+		t.Fatalf("service exited before it was ready: %v\nlogs:\n%s", err, logs.String())
+	case <-time.After(60 * time.Second):
+		cancel()
+		t.Fatalf("service not ready after 60s\nlogs:\n%s", logs.String())
+	}
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("service returned %v, want nil on shutdown", err)
+			}
+		case <-time.After(60 * time.Second):
+			t.Errorf("service did not stop within 60s")
+		}
+		if t.Failed() {
+			t.Logf("service logs:\n%s", logs.String())
+		}
+	})
+	return a, logs
+}
+
+// replica starts a second instance of the service on the same database and NATS.
+func (e *env) replica() addrs {
+	e.t.Helper()
+	a, _ := startInstance(e.t, e.args)
+	return a
 }
 
 // as returns a context carrying a bearer token.

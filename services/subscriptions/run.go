@@ -26,6 +26,7 @@ import (
 	"github.com/customertext/webhooks/services/subscriptions/internal/app"
 	"github.com/customertext/webhooks/services/subscriptions/internal/domain"
 	"github.com/customertext/webhooks/services/subscriptions/internal/ports"
+	"github.com/customertext/webhooks/services/subscriptions/internal/ports/httpapi"
 )
 
 const (
@@ -43,6 +44,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 // addrs are the listeners' bound addresses, reported to tests that listen on port 0.
 type addrs struct {
 	GRPC  string
+	HTTP  string
 	Admin string
 }
 
@@ -114,7 +116,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready func(addrs))
 	if err != nil {
 		return err
 	}
-	svc := app.New(store, natsbus.NewNotifier(nc), natsbus.NewRedeliverer(js), sender, app.Config{
+	svc := app.New(store, natsbus.NewNotifier(nc), natsbus.NewRedeliverer(js), natsbus.NewEventLog(js), sender, app.Config{
 		Policy:           domain.Policy{AllowInsecureHTTP: cfg.AllowInsecureHTTP},
 		AutoDisableAfter: cfg.AutoDisableAfter,
 		Retention:        cfg.AttemptRetention,
@@ -134,6 +136,12 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready func(addrs))
 	webhooksv1.RegisterWebhookConfigServiceServer(grpcSrv.Server, ports.NewConfigServer(svc, logger))
 	webhooksv1.RegisterAccountServiceServer(grpcSrv.Server, ports.NewAccountServer(svc, logger))
 
+	// The HTTP API calls the gRPC server in process: same interceptors, same handlers.
+	api, err := httpapi.New(grpcSrv.Server, httpapi.Config{AllowedOrigins: cfg.CORSOrigins})
+	if err != nil {
+		return err
+	}
+
 	admin := server.NewAdmin(reg, logger, map[string]server.Check{
 		"postgres": store.Ping,
 		"nats": func(context.Context) error {
@@ -148,18 +156,26 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready func(addrs))
 	if err != nil {
 		return fmt.Errorf("listen grpc: %w", err)
 	}
+	httpLis, err := lc.Listen(ctx, "tcp", cfg.HTTPAddr)
+	if err != nil {
+		_ = grpcLis.Close()
+		return fmt.Errorf("listen http: %w", err)
+	}
 	adminLis, err := lc.Listen(ctx, "tcp", cfg.AdminAddr)
 	if err != nil {
 		_ = grpcLis.Close()
+		_ = httpLis.Close()
 		return fmt.Errorf("listen admin: %w", err)
 	}
-	logger.Info("subscriptions started", "grpc_addr", grpcLis.Addr().String(), "admin_addr", adminLis.Addr().String())
+	logger.Info("subscriptions started", "grpc_addr", grpcLis.Addr().String(), "http_addr", httpLis.Addr().String(),
+		"admin_addr", adminLis.Addr().String())
 	if ready != nil {
-		ready(addrs{GRPC: grpcLis.Addr().String(), Admin: adminLis.Addr().String()})
+		ready(addrs{GRPC: grpcLis.Addr().String(), HTTP: httpLis.Addr().String(), Admin: adminLis.Addr().String()})
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return grpcSrv.Serve(gctx, grpcLis, shutdownGrace) })
+	g.Go(func() error { return server.ServeHTTP(gctx, httpLis, api, shutdownGrace) })
 	g.Go(func() error { return server.ServeHTTP(gctx, adminLis, admin, shutdownGrace) })
 	g.Go(func() error { return writer.Run(gctx) })
 	g.Go(func() error {
@@ -196,7 +212,7 @@ func createAccount(ctx context.Context, args []string, getenv func(string) strin
 		return fmt.Errorf("create-account: %w", err)
 	}
 	// Only the store is used: no secrets are sealed and nothing is published.
-	svc := app.New(pgstore.New(pool, nil), nil, nil, nil, app.Config{}, nil, slog.New(slog.DiscardHandler))
+	svc := app.New(pgstore.New(pool, nil), nil, nil, nil, nil, app.Config{}, nil, slog.New(slog.DiscardHandler))
 	accountID, err := svc.CreateAccount(ctx, *name)
 	if err != nil {
 		return fmt.Errorf("create-account: %w", err)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
 
 	webhooksv1 "github.com/customertext/webhooks/libs/gen/customertext/webhooks/v1"
@@ -28,7 +29,7 @@ func TestParseConfig(t *testing.T) {
 		check   func(t *testing.T, c config)
 	}{
 		{name: "defaults", env: base, check: func(t *testing.T, c config) {
-			if c.GRPCAddr != "127.0.0.1:7104" || c.AdminAddr != "127.0.0.1:7204" || c.AutoDisableAfter != 120*time.Hour ||
+			if c.GRPCAddr != "127.0.0.1:7104" || c.HTTPAddr != "127.0.0.1:7304" || c.AdminAddr != "127.0.0.1:7204" || len(c.CORSOrigins) != 0 || c.AutoDisableAfter != 120*time.Hour ||
 				c.AttemptRetention != 720*time.Hour || c.AllowInsecureHTTP || len(c.SSRFAllow) != 0 {
 				t.Errorf("defaults: got %+v", c)
 			}
@@ -53,6 +54,13 @@ func TestParseConfig(t *testing.T) {
 		{name: "bad ssrf allow", env: merge(base, map[string]string{"SSRF_ALLOW": "nonsense"}), wantErr: "SSRF_ALLOW"},
 		{name: "bad auto disable", env: merge(base, map[string]string{"AUTO_DISABLE_AFTER": "-1h"}), wantErr: "AUTO_DISABLE_AFTER"},
 		{name: "retention too short", env: merge(base, map[string]string{"ATTEMPT_RETENTION": "1h"}), wantErr: "ATTEMPT_RETENTION"},
+		{name: "cors origins", env: merge(base, map[string]string{"CORS_ORIGINS": "https://app.example.com, http://localhost:3000"}),
+			check: func(t *testing.T, c config) {
+				if diff := cmp.Diff([]string{"https://app.example.com", "http://localhost:3000"}, c.CORSOrigins); diff != "" {
+					t.Errorf("CORSOrigins (-want +got):\n%s", diff)
+				}
+			}},
+		{name: "bad cors origin", env: merge(base, map[string]string{"CORS_ORIGINS": "app.example.com/x"}), wantErr: "CORS_ORIGINS"},
 		{name: "stray argument", env: base, args: []string{"serve"}, wantErr: "unexpected arguments"},
 	}
 	for _, tt := range tests {

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	webhooksv1 "github.com/customertext/webhooks/libs/gen/customertext/webhooks/v1"
 	"github.com/customertext/webhooks/libs/streams"
@@ -20,7 +21,7 @@ import (
 
 func validCreate() *webhooksv1.CreateWebhookRequest {
 	return &webhooksv1.CreateWebhookRequest{
-		Url: "https://hooks.example.com/ct", EventTypes: []string{"new_contact"}, Enabled: true,
+		Url: "https://hooks.example.com/ct", EventTypes: []string{"new_contact"},
 		Description: "CRM sync",
 	}
 }
@@ -76,6 +77,26 @@ func rpcs(c webhooksv1.WebhookServiceClient) map[string]func(ctx context.Context
 		},
 		"ListEventTypes": func(ctx context.Context) error {
 			_, err := c.ListEventTypes(ctx, &webhooksv1.ListEventTypesRequest{})
+			return err
+		},
+		"ListEventSamples": func(ctx context.Context) error {
+			_, err := c.ListEventSamples(ctx, &webhooksv1.ListEventSamplesRequest{EventType: "new_contact"})
+			return err
+		},
+		"RecoverEvents": func(ctx context.Context) error {
+			_, err := c.RecoverEvents(ctx, &webhooksv1.RecoverEventsRequest{WebhookId: "wh_x", StartTime: timestamppb.Now()})
+			return err
+		},
+		"IssueApiKey": func(ctx context.Context) error {
+			_, err := c.IssueApiKey(ctx, &webhooksv1.IssueApiKeyRequest{Name: "k", Role: "user"})
+			return err
+		},
+		"ListApiKeys": func(ctx context.Context) error {
+			_, err := c.ListApiKeys(ctx, &webhooksv1.ListApiKeysRequest{})
+			return err
+		},
+		"RevokeApiKey": func(ctx context.Context) error {
+			_, err := c.RevokeApiKey(ctx, &webhooksv1.RevokeApiKeyRequest{Id: "key_x"})
 			return err
 		},
 	}
@@ -303,7 +324,7 @@ func TestListWebhooksPaginationAndFilters(t *testing.T) {
 	for i := range 7 {
 		req := validCreate()
 		req.Url = fmt.Sprintf("https://hooks.example.com/%d", i)
-		req.Enabled = i%2 == 0
+		req.Enabled = proto.Bool(i%2 == 0)
 		if i >= 5 {
 			req.EventTypes = []string{"campaign_sent"}
 		}
@@ -503,7 +524,7 @@ func TestListWebhookConfigsAcrossAccounts(t *testing.T) {
 	want := map[string]bool{}
 	for i, ctx := range []context.Context{ctxA, ctxB, ctxA, ctxB, ctxA} {
 		req := validCreate()
-		req.Enabled = i != 2
+		req.Enabled = proto.Bool(i != 2)
 		want[e.createWebhook(ctx, req).GetWebhook().GetId()] = true
 	}
 	got := map[string]bool{}

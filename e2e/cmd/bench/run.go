@@ -231,7 +231,7 @@ func (e *env) account(ctx context.Context, urls []string) (string, error) {
 	defer admin.Close()
 	for _, u := range urls {
 		if _, err := webhooksv1.NewWebhookServiceClient(admin).CreateWebhook(ctx, &webhooksv1.CreateWebhookRequest{
-			Url: u, EventTypes: []string{event.NewContact}, Enabled: true}); err != nil {
+			Url: u, EventTypes: []string{event.NewContact}}); err != nil {
 			return "", fmt.Errorf("create webhook %s: %w", u, err)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/mail"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/customertext/webhooks/services/subscriptions/internal/domain"
@@ -16,6 +17,9 @@ import (
 
 // ErrUnauthenticated is returned for a missing or unknown API key.
 var ErrUnauthenticated = errors.New("unauthenticated")
+
+// keyUseResolution is how stale a key's last-used time may get.
+const keyUseResolution = time.Minute
 
 // apiKeyPrefix marks account API keys, so a leaked one is recognisable by secret scanners.
 const apiKeyPrefix = "ctk_"
@@ -35,7 +39,17 @@ func (s *Service) Authenticate(ctx context.Context, key string) (domain.Principa
 	if errors.Is(err, domain.ErrNotFound) {
 		return domain.Principal{}, ErrUnauthenticated
 	}
-	return p, err
+	if err != nil {
+		return domain.Principal{}, err
+	}
+	// Recording every use would write on every request: a minute's precision is enough to spot
+	// an unused or a leaked key.
+	if now := s.now(); p.KeyLastUsed.IsZero() || now.Sub(p.KeyLastUsed) > keyUseResolution {
+		if err := s.store.TouchAPIKey(ctx, p.KeyID); err != nil {
+			s.log.WarnContext(ctx, "record api key use", "key_id", p.KeyID, "error", err)
+		}
+	}
+	return p, nil
 }
 
 // CreateAccount creates an account and returns its id.
@@ -76,19 +90,32 @@ func (s *Service) CreateAPIKey(ctx context.Context, accountID, email string, rol
 	default:
 		return "", "", &domain.ValidationError{Field: "role", Reason: "must be admin, manager or user"}
 	}
-	raw := make([]byte, 32)
-	if _, err := rand.Read(raw); err != nil {
-		return "", "", fmt.Errorf("generate api key: %w", err)
+	key, k, err := newAPIKey()
+	if err != nil {
+		return "", "", err
 	}
-	key = apiKeyPrefix + base64.RawURLEncoding.EncodeToString(raw)
 	newUser, err := newID("usr_")
 	if err != nil {
 		return "", "", err
 	}
-	userID, err = s.store.CreateAPIKey(ctx, accountID, strings.ToLower(email), role, newUser, HashAPIKey(key))
+	userID, err = s.store.CreateAPIKey(ctx, accountID, strings.ToLower(email), role, newUser, k, HashAPIKey(key))
 	if err != nil {
 		return "", "", err
 	}
 	s.log.InfoContext(ctx, "api key created", "account_id", accountID, "user_id", userID, "role", string(role))
 	return userID, key, nil
+}
+
+// newAPIKey returns a fresh key in clear text and its record (id and hint).
+func newAPIKey() (string, domain.APIKey, error) {
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", domain.APIKey{}, fmt.Errorf("generate api key: %w", err)
+	}
+	key := apiKeyPrefix + base64.RawURLEncoding.EncodeToString(raw)
+	id, err := newID("key_")
+	if err != nil {
+		return "", domain.APIKey{}, err
+	}
+	return key, domain.APIKey{ID: id, Hint: domain.Hint(key)}, nil
 }

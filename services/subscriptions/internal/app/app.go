@@ -18,8 +18,12 @@ import (
 // Store is the persistence the use cases need.
 type Store interface {
 	CreateAccount(ctx context.Context, id, name string) error
-	CreateAPIKey(ctx context.Context, accountID, email string, role domain.Role, newUserID string, keyHash []byte) (string, error)
+	CreateAPIKey(ctx context.Context, accountID, email string, role domain.Role, newUserID string, k domain.APIKey, keyHash []byte) (string, error)
+	IssueAPIKey(ctx context.Context, k domain.APIKey, keyHash []byte) (domain.APIKey, error)
+	ListAPIKeys(ctx context.Context, accountID string) ([]domain.APIKey, error)
+	RevokeAPIKey(ctx context.Context, accountID, id string) error
 	PrincipalByKeyHash(ctx context.Context, keyHash []byte) (domain.Principal, error)
+	TouchAPIKey(ctx context.Context, id string) error
 
 	CreateWebhook(ctx context.Context, w domain.Webhook) (domain.Webhook, error)
 	GetWebhook(ctx context.Context, accountID, id string) (domain.Webhook, error)
@@ -42,6 +46,9 @@ type Notifier interface {
 // Redeliverer queues a delivery again.
 type Redeliverer interface {
 	Redeliver(ctx context.Context, d domain.Delivery, eventTime time.Time) error
+	// Recover queues d on the bulk lane, at most once per (event, webhook) within a window; queued
+	// is false for a repeat.
+	Recover(ctx context.Context, d domain.Delivery, eventTime time.Time) (queued bool, err error)
 }
 
 // Sender performs one webhook request.
@@ -58,6 +65,8 @@ type Config struct {
 	Retention time.Duration
 	// TestTimeout bounds a test event's request.
 	TestTimeout time.Duration
+	// EventsRetention is how far back RecoverEvents may go; default DefaultEventsRetention.
+	EventsRetention time.Duration
 }
 
 // Metrics are the use cases' Prometheus metrics.
@@ -91,6 +100,7 @@ type Service struct {
 	store    Store
 	notifier Notifier
 	redeliv  Redeliverer
+	events   EventLog
 	sender   Sender
 	cfg      Config
 	metrics  *Metrics
@@ -98,12 +108,15 @@ type Service struct {
 	now      func() time.Time
 }
 
-// New returns a Service.
-func New(store Store, notifier Notifier, redeliv Redeliverer, sender Sender, cfg Config, metrics *Metrics, log *slog.Logger) *Service {
+// New returns a Service. events may be nil where samples and recovery are not used (the CLI).
+func New(store Store, notifier Notifier, redeliv Redeliverer, events EventLog, sender Sender, cfg Config, metrics *Metrics, log *slog.Logger) *Service {
 	if cfg.TestTimeout <= 0 {
 		cfg.TestTimeout = delivery.DefaultTimeout
 	}
-	return &Service{store: store, notifier: notifier, redeliv: redeliv, sender: sender, cfg: cfg,
+	if cfg.EventsRetention <= 0 {
+		cfg.EventsRetention = DefaultEventsRetention
+	}
+	return &Service{store: store, notifier: notifier, redeliv: redeliv, events: events, sender: sender, cfg: cfg,
 		metrics: metrics, log: log, now: time.Now}
 }
 

@@ -46,7 +46,7 @@ func TestRecordAttempts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := New(store, notifier, nil, nil, Config{Retention: 720 * time.Hour}, metrics, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	svc := New(store, notifier, nil, nil, nil, Config{Retention: 720 * time.Hour}, metrics, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	svc.now = func() time.Time { return now }
 	batch := []domain.Attempt{
 		{ID: "expired", Time: now.Add(-721 * time.Hour)},

@@ -43,11 +43,34 @@ const (
 	RoleUser    Role = "user"
 )
 
+// Valid reports whether r is one of the three roles.
+func (r Role) Valid() bool {
+	return r == RoleAdmin || r == RoleManager || r == RoleUser
+}
+
 // Principal is the authenticated caller of the public API.
 type Principal struct {
 	AccountID string
-	UserID    string
-	Role      Role
+	// UserID is the key's user; empty for a key issued to the account rather than a user.
+	UserID string
+	Role   Role
+	// KeyID is the API key the caller presented.
+	KeyID string
+	// KeyLastUsed is when that key was last recorded as used before this call (zero: never).
+	KeyLastUsed time.Time
+}
+
+// APIKey describes an account API key; the key itself is only ever held as a hash.
+type APIKey struct {
+	ID        string
+	AccountID string
+	// UserID is who issued the key, or whose key it is; empty for a key issued from the CLI.
+	UserID       string
+	Name         string
+	Role         Role
+	Hint         string
+	CreateTime   time.Time
+	LastUsedTime time.Time
 }
 
 // AuthKind is how an endpoint authenticates our requests.

@@ -98,3 +98,13 @@ func timeOrZero(ts *timestamppb.Timestamp) time.Time {
 }
 
 func timestampOf(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t) }
+
+func apiKeyToProto(k domain.APIKey) *webhooksv1.ApiKey {
+	out := &webhooksv1.ApiKey{
+		Id: k.ID, Name: k.Name, Role: string(k.Role), Hint: k.Hint, CreateTime: timestamppb.New(k.CreateTime),
+	}
+	if !k.LastUsedTime.IsZero() {
+		out.LastUsedTime = timestamppb.New(k.LastUsedTime)
+	}
+	return out
+}

@@ -2,11 +2,14 @@ package ports
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/customertext/webhooks/libs/event"
 	webhooksv1 "github.com/customertext/webhooks/libs/gen/customertext/webhooks/v1"
@@ -42,7 +45,9 @@ func (s *WebhookServer) CreateWebhook(ctx context.Context, req *webhooksv1.Creat
 		return nil, err
 	}
 	w, secret, err := s.app.CreateWebhook(ctx, p, domain.Spec{
-		URL: req.GetUrl(), EventTypes: req.GetEventTypes(), Enabled: req.GetEnabled(),
+		// A webhook is enabled unless asked otherwise: a REST hook subscription sends only url
+		// and event_types.
+		URL: req.GetUrl(), EventTypes: req.GetEventTypes(), Enabled: req.Enabled == nil || req.GetEnabled(),
 		Description: req.GetDescription(), Auth: authFromProto(req.GetAuth()),
 	})
 	if err != nil {
@@ -239,4 +244,80 @@ func (s *WebhookServer) ListEventTypes(ctx context.Context, _ *webhooksv1.ListEv
 			Name: spec.Name, Description: spec.Description, SamplePayload: string(body)})
 	}
 	return out, nil
+}
+
+// RecoverEvents implements WebhookService.
+func (s *WebhookServer) RecoverEvents(ctx context.Context, req *webhooksv1.RecoverEventsRequest) (*webhooksv1.RecoverEventsResponse, error) {
+	p, err := s.principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.app.RecoverEvents(ctx, p, req.GetWebhookId(), timeOrZero(req.GetStartTime()))
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	return &webhooksv1.RecoverEventsResponse{EventsScanned: r.EventsScanned, DeliveriesQueued: r.DeliveriesQueued}, nil
+}
+
+// ListEventSamples implements WebhookService.
+func (s *WebhookServer) ListEventSamples(ctx context.Context, req *webhooksv1.ListEventSamplesRequest) (*webhooksv1.ListEventSamplesResponse, error) {
+	p, err := s.principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	bodies, err := s.app.EventSamples(ctx, p, req.GetEventType())
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	out := &webhooksv1.ListEventSamplesResponse{}
+	for _, b := range bodies {
+		st := &structpb.Struct{}
+		if err := protojson.Unmarshal(b, st); err != nil {
+			return nil, toStatus(ctx, s.log, fmt.Errorf("sample body: %w", err))
+		}
+		out.Samples = append(out.Samples, st)
+	}
+	return out, nil
+}
+
+// IssueApiKey implements WebhookService.
+func (s *WebhookServer) IssueApiKey(ctx context.Context, req *webhooksv1.IssueApiKeyRequest) (*webhooksv1.IssueApiKeyResponse, error) {
+	p, err := s.principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	k, key, err := s.app.IssueAPIKey(ctx, p, req.GetName(), domain.Role(req.GetRole()))
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	return &webhooksv1.IssueApiKeyResponse{ApiKey: apiKeyToProto(k), Key: key}, nil
+}
+
+// ListApiKeys implements WebhookService.
+func (s *WebhookServer) ListApiKeys(ctx context.Context, _ *webhooksv1.ListApiKeysRequest) (*webhooksv1.ListApiKeysResponse, error) {
+	p, err := s.principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ks, err := s.app.ListAPIKeys(ctx, p)
+	if err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	out := &webhooksv1.ListApiKeysResponse{}
+	for _, k := range ks {
+		out.ApiKeys = append(out.ApiKeys, apiKeyToProto(k))
+	}
+	return out, nil
+}
+
+// RevokeApiKey implements WebhookService.
+func (s *WebhookServer) RevokeApiKey(ctx context.Context, req *webhooksv1.RevokeApiKeyRequest) (*webhooksv1.RevokeApiKeyResponse, error) {
+	p, err := s.principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.app.RevokeAPIKey(ctx, p, req.GetId()); err != nil {
+		return nil, toStatus(ctx, s.log, err)
+	}
+	return &webhooksv1.RevokeApiKeyResponse{}, nil
 }

@@ -7,9 +7,11 @@
 package webhooksv1
 
 import (
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
+	structpb "google.golang.org/protobuf/types/known/structpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -407,12 +409,13 @@ func (x *BearerToken) GetTokenHint() string {
 }
 
 type CreateWebhookRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Url           string                 `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
-	EventTypes    []string               `protobuf:"bytes,2,rep,name=event_types,json=eventTypes,proto3" json:"event_types,omitempty"`
-	Enabled       bool                   `protobuf:"varint,3,opt,name=enabled,proto3" json:"enabled,omitempty"`
-	Description   string                 `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
-	Auth          *Auth                  `protobuf:"bytes,5,opt,name=auth,proto3" json:"auth,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Url        string                 `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	EventTypes []string               `protobuf:"bytes,2,rep,name=event_types,json=eventTypes,proto3" json:"event_types,omitempty"`
+	// Defaults to true.
+	Enabled       *bool  `protobuf:"varint,3,opt,name=enabled,proto3,oneof" json:"enabled,omitempty"`
+	Description   string `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	Auth          *Auth  `protobuf:"bytes,5,opt,name=auth,proto3" json:"auth,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -462,8 +465,8 @@ func (x *CreateWebhookRequest) GetEventTypes() []string {
 }
 
 func (x *CreateWebhookRequest) GetEnabled() bool {
-	if x != nil {
-		return x.Enabled
+	if x != nil && x.Enabled != nil {
+		return *x.Enabled
 	}
 	return false
 }
@@ -1952,11 +1955,563 @@ func (x *ListEventTypesResponse) GetEventTypes() []*EventType {
 	return nil
 }
 
+type RecoverEventsRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	WebhookId string                 `protobuf:"bytes,1,opt,name=webhook_id,json=webhookId,proto3" json:"webhook_id,omitempty"`
+	// Every event of the webhook's types published at or after this time is delivered again; at
+	// most the EVENTS stream's retention (7 days) ago.
+	StartTime     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecoverEventsRequest) Reset() {
+	*x = RecoverEventsRequest{}
+	mi := &file_customertext_webhooks_v1_webhooks_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecoverEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecoverEventsRequest) ProtoMessage() {}
+
+func (x *RecoverEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_customertext_webhooks_v1_webhooks_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecoverEventsRequest.ProtoReflect.Descriptor instead.
+func (*RecoverEventsRequest) Descriptor() ([]byte, []int) {
+	return file_customertext_webhooks_v1_webhooks_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *RecoverEventsRequest) GetWebhookId() string {
+	if x != nil {
+		return x.WebhookId
+	}
+	return ""
+}
+
+func (x *RecoverEventsRequest) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+type RecoverEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Events of the webhook's account and types read from the stream.
+	EventsScanned int64 `protobuf:"varint,1,opt,name=events_scanned,json=eventsScanned,proto3" json:"events_scanned,omitempty"`
+	// Deliveries queued (events already recovered for this webhook in the last 10 minutes are
+	// not queued twice).
+	DeliveriesQueued int64 `protobuf:"varint,2,opt,name=deliveries_queued,json=deliveriesQueued,proto3" json:"deliveries_queued,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *RecoverEventsResponse) Reset() {
+	*x = RecoverEventsResponse{}
+	mi := &file_customertext_webhooks_v1_webhooks_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecoverEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecoverEventsResponse) ProtoMessage() {}
+
+func (x *RecoverEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_customertext_webhooks_v1_webhooks_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecoverEventsResponse.ProtoReflect.Descriptor instead.
+func (*RecoverEventsResponse) Descriptor() ([]byte, []int) {
+	return file_customertext_webhooks_v1_webhooks_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *RecoverEventsResponse) GetEventsScanned() int64 {
+	if x != nil {
+		return x.EventsScanned
+	}
+	return 0
+}
+
+func (x *RecoverEventsResponse) GetDeliveriesQueued() int64 {
+	if x != nil {
+		return x.DeliveriesQueued
+	}
+	return 0
+}
+
+type ListEventSamplesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	EventType     string                 `protobuf:"bytes,1,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListEventSamplesRequest) Reset() {
+	*x = ListEventSamplesRequest{}
+	mi := &file_customertext_webhooks_v1_webhooks_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListEventSamplesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListEventSamplesRequest) ProtoMessage() {}
+
+func (x *ListEventSamplesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_customertext_webhooks_v1_webhooks_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListEventSamplesRequest.ProtoReflect.Descriptor instead.
+func (*ListEventSamplesRequest) Descriptor() ([]byte, []int) {
+	return file_customertext_webhooks_v1_webhooks_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ListEventSamplesRequest) GetEventType() string {
+	if x != nil {
+		return x.EventType
+	}
+	return ""
+}
+
+type ListEventSamplesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Webhook bodies, newest first.
+	Samples       []*structpb.Struct `protobuf:"bytes,1,rep,name=samples,proto3" json:"samples,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListEventSamplesResponse) Reset() {
+	*x = ListEventSamplesResponse{}
+	mi := &file_customertext_webhooks_v1_webhooks_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListEventSamplesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListEventSamplesResponse) ProtoMessage() {}
+
+func (x *ListEventSamplesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_customertext_webhooks_v1_webhooks_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListEventSamplesResponse.ProtoReflect.Descriptor instead.
+func (*ListEventSamplesResponse) Descriptor() ([]byte, []int) {
+	return file_customertext_webhooks_v1_webhooks_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ListEventSamplesResponse) GetSamples() []*structpb.Struct {
+	if x != nil {
+		return x.Samples
+	}
+	return nil
+}
+
+// ApiKey describes an account API key; the key itself is shown only when it is issued.
+type ApiKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name  string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// admin, manager or user.
+	Role string `protobuf:"bytes,3,opt,name=role,proto3" json:"role,omitempty"`
+	// Last characters of the key.
+	Hint       string                 `protobuf:"bytes,4,opt,name=hint,proto3" json:"hint,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// Unset when never used; updated at most once a minute.
+	LastUsedTime  *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_used_time,json=lastUsedTime,proto3" json:"last_used_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApiKey) Reset() {
+	*x = ApiKey{}
+	mi := &file_customertext_webhooks_v1_webhooks_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApiKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApiKey) ProtoMessage() {}
+
+func (x *ApiKey) ProtoReflect() protoreflect.Message {
+	mi := &file_customertext_webhooks_v1_webhooks_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApiKey.ProtoReflect.Descriptor instead.
+func (*ApiKey) Descriptor() ([]byte, []int) {
+	return file_customertext_webhooks_v1_webhooks_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ApiKey) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ApiKey) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ApiKey) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *ApiKey) GetHint() string {
+	if x != nil {
+		return x.Hint
+	}
+	return ""
+}
+
+func (x *ApiKey) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *ApiKey) GetLastUsedTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastUsedTime
+	}
+	return nil
+}
+
+type IssueApiKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// admin, manager or user.
+	Role          string `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IssueApiKeyRequest) Reset() {
+	*x = IssueApiKeyRequest{}
+	mi := &file_customertext_webhooks_v1_webhooks_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IssueApiKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IssueApiKeyRequest) ProtoMessage() {}
+
+func (x *IssueApiKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_customertext_webhooks_v1_webhooks_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IssueApiKeyRequest.ProtoReflect.Descriptor instead.
+func (*IssueApiKeyRequest) Descriptor() ([]byte, []int) {
+	return file_customertext_webhooks_v1_webhooks_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *IssueApiKeyRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *IssueApiKeyRequest) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+type IssueApiKeyResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	ApiKey *ApiKey                `protobuf:"bytes,1,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
+	// "ctk_...", shown this once; send it as "Authorization: Bearer <key>".
+	Key           string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IssueApiKeyResponse) Reset() {
+	*x = IssueApiKeyResponse{}
+	mi := &file_customertext_webhooks_v1_webhooks_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IssueApiKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IssueApiKeyResponse) ProtoMessage() {}
+
+func (x *IssueApiKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_customertext_webhooks_v1_webhooks_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IssueApiKeyResponse.ProtoReflect.Descriptor instead.
+func (*IssueApiKeyResponse) Descriptor() ([]byte, []int) {
+	return file_customertext_webhooks_v1_webhooks_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *IssueApiKeyResponse) GetApiKey() *ApiKey {
+	if x != nil {
+		return x.ApiKey
+	}
+	return nil
+}
+
+func (x *IssueApiKeyResponse) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+type ListApiKeysRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListApiKeysRequest) Reset() {
+	*x = ListApiKeysRequest{}
+	mi := &file_customertext_webhooks_v1_webhooks_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListApiKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListApiKeysRequest) ProtoMessage() {}
+
+func (x *ListApiKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_customertext_webhooks_v1_webhooks_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListApiKeysRequest.ProtoReflect.Descriptor instead.
+func (*ListApiKeysRequest) Descriptor() ([]byte, []int) {
+	return file_customertext_webhooks_v1_webhooks_proto_rawDescGZIP(), []int{39}
+}
+
+type ListApiKeysResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ApiKeys       []*ApiKey              `protobuf:"bytes,1,rep,name=api_keys,json=apiKeys,proto3" json:"api_keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListApiKeysResponse) Reset() {
+	*x = ListApiKeysResponse{}
+	mi := &file_customertext_webhooks_v1_webhooks_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListApiKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListApiKeysResponse) ProtoMessage() {}
+
+func (x *ListApiKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_customertext_webhooks_v1_webhooks_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListApiKeysResponse.ProtoReflect.Descriptor instead.
+func (*ListApiKeysResponse) Descriptor() ([]byte, []int) {
+	return file_customertext_webhooks_v1_webhooks_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *ListApiKeysResponse) GetApiKeys() []*ApiKey {
+	if x != nil {
+		return x.ApiKeys
+	}
+	return nil
+}
+
+type RevokeApiKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeApiKeyRequest) Reset() {
+	*x = RevokeApiKeyRequest{}
+	mi := &file_customertext_webhooks_v1_webhooks_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeApiKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeApiKeyRequest) ProtoMessage() {}
+
+func (x *RevokeApiKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_customertext_webhooks_v1_webhooks_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeApiKeyRequest.ProtoReflect.Descriptor instead.
+func (*RevokeApiKeyRequest) Descriptor() ([]byte, []int) {
+	return file_customertext_webhooks_v1_webhooks_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *RevokeApiKeyRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type RevokeApiKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeApiKeyResponse) Reset() {
+	*x = RevokeApiKeyResponse{}
+	mi := &file_customertext_webhooks_v1_webhooks_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeApiKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeApiKeyResponse) ProtoMessage() {}
+
+func (x *RevokeApiKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_customertext_webhooks_v1_webhooks_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeApiKeyResponse.ProtoReflect.Descriptor instead.
+func (*RevokeApiKeyResponse) Descriptor() ([]byte, []int) {
+	return file_customertext_webhooks_v1_webhooks_proto_rawDescGZIP(), []int{42}
+}
+
 var File_customertext_webhooks_v1_webhooks_proto protoreflect.FileDescriptor
 
 const file_customertext_webhooks_v1_webhooks_proto_rawDesc = "" +
 	"\n" +
-	"'customertext/webhooks/v1/webhooks.proto\x12\x18customertext.webhooks.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9f\x03\n" +
+	"'customertext/webhooks/v1/webhooks.proto\x12\x18customertext.webhooks.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9f\x03\n" +
 	"\aWebhook\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -1987,14 +2542,16 @@ const file_customertext_webhooks_v1_webhooks_proto_rawDesc = "" +
 	"\vBearerToken\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x1d\n" +
 	"\n" +
-	"token_hint\x18\x02 \x01(\tR\ttokenHint\"\xb9\x01\n" +
-	"\x14CreateWebhookRequest\x12\x10\n" +
-	"\x03url\x18\x01 \x01(\tR\x03url\x12\x1f\n" +
-	"\vevent_types\x18\x02 \x03(\tR\n" +
-	"eventTypes\x12\x18\n" +
-	"\aenabled\x18\x03 \x01(\bR\aenabled\x12 \n" +
+	"token_hint\x18\x02 \x01(\tR\ttokenHint\"\xd6\x01\n" +
+	"\x14CreateWebhookRequest\x12\x16\n" +
+	"\x03url\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x03url\x12%\n" +
+	"\vevent_types\x18\x02 \x03(\tB\x04\xe2A\x01\x02R\n" +
+	"eventTypes\x12\x1d\n" +
+	"\aenabled\x18\x03 \x01(\bH\x00R\aenabled\x88\x01\x01\x12 \n" +
 	"\vdescription\x18\x04 \x01(\tR\vdescription\x122\n" +
-	"\x04auth\x18\x05 \x01(\v2\x1e.customertext.webhooks.v1.AuthR\x04auth\"{\n" +
+	"\x04auth\x18\x05 \x01(\v2\x1e.customertext.webhooks.v1.AuthR\x04authB\n" +
+	"\n" +
+	"\b_enabled\"{\n" +
 	"\x15CreateWebhookResponse\x12;\n" +
 	"\awebhook\x18\x01 \x01(\v2!.customertext.webhooks.v1.WebhookR\awebhook\x12%\n" +
 	"\x0esigning_secret\x18\x02 \x01(\tR\rsigningSecret\"#\n" +
@@ -2104,27 +2661,65 @@ const file_customertext_webhooks_v1_webhooks_proto_rawDesc = "" +
 	"\x0esample_payload\x18\x03 \x01(\tR\rsamplePayload\"^\n" +
 	"\x16ListEventTypesResponse\x12D\n" +
 	"\vevent_types\x18\x01 \x03(\v2#.customertext.webhooks.v1.EventTypeR\n" +
-	"eventTypes*j\n" +
+	"eventTypes\"v\n" +
+	"\x14RecoverEventsRequest\x12\x1d\n" +
+	"\n" +
+	"webhook_id\x18\x01 \x01(\tR\twebhookId\x12?\n" +
+	"\n" +
+	"start_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampB\x04\xe2A\x01\x02R\tstartTime\"k\n" +
+	"\x15RecoverEventsResponse\x12%\n" +
+	"\x0eevents_scanned\x18\x01 \x01(\x03R\reventsScanned\x12+\n" +
+	"\x11deliveries_queued\x18\x02 \x01(\x03R\x10deliveriesQueued\"8\n" +
+	"\x17ListEventSamplesRequest\x12\x1d\n" +
+	"\n" +
+	"event_type\x18\x01 \x01(\tR\teventType\"M\n" +
+	"\x18ListEventSamplesResponse\x121\n" +
+	"\asamples\x18\x01 \x03(\v2\x17.google.protobuf.StructR\asamples\"\xd3\x01\n" +
+	"\x06ApiKey\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
+	"\x04role\x18\x03 \x01(\tR\x04role\x12\x12\n" +
+	"\x04hint\x18\x04 \x01(\tR\x04hint\x12;\n" +
+	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12@\n" +
+	"\x0elast_used_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\flastUsedTime\"H\n" +
+	"\x12IssueApiKeyRequest\x12\x18\n" +
+	"\x04name\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x04name\x12\x18\n" +
+	"\x04role\x18\x02 \x01(\tB\x04\xe2A\x01\x02R\x04role\"b\n" +
+	"\x13IssueApiKeyResponse\x129\n" +
+	"\aapi_key\x18\x01 \x01(\v2 .customertext.webhooks.v1.ApiKeyR\x06apiKey\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\"\x14\n" +
+	"\x12ListApiKeysRequest\"R\n" +
+	"\x13ListApiKeysResponse\x12;\n" +
+	"\bapi_keys\x18\x01 \x03(\v2 .customertext.webhooks.v1.ApiKeyR\aapiKeys\"%\n" +
+	"\x13RevokeApiKeyRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x16\n" +
+	"\x14RevokeApiKeyResponse*j\n" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11OUTCOME_SUCCEEDED\x10\x01\x12\x14\n" +
 	"\x10OUTCOME_RETRYING\x10\x02\x12\x19\n" +
-	"\x15OUTCOME_DEAD_LETTERED\x10\x032\x8f\f\n" +
-	"\x0eWebhookService\x12p\n" +
-	"\rCreateWebhook\x12..customertext.webhooks.v1.CreateWebhookRequest\x1a/.customertext.webhooks.v1.CreateWebhookResponse\x12g\n" +
+	"\x15OUTCOME_DEAD_LETTERED\x10\x032\xda\x15\n" +
+	"\x0eWebhookService\x12\x89\x01\n" +
+	"\rCreateWebhook\x12..customertext.webhooks.v1.CreateWebhookRequest\x1a/.customertext.webhooks.v1.CreateWebhookResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/webhooks\x12\x82\x01\n" +
 	"\n" +
-	"GetWebhook\x12+.customertext.webhooks.v1.GetWebhookRequest\x1a,.customertext.webhooks.v1.GetWebhookResponse\x12m\n" +
-	"\fListWebhooks\x12-.customertext.webhooks.v1.ListWebhooksRequest\x1a..customertext.webhooks.v1.ListWebhooksResponse\x12p\n" +
-	"\rUpdateWebhook\x12..customertext.webhooks.v1.UpdateWebhookRequest\x1a/.customertext.webhooks.v1.UpdateWebhookResponse\x12p\n" +
-	"\rDeleteWebhook\x12..customertext.webhooks.v1.DeleteWebhookRequest\x1a/.customertext.webhooks.v1.DeleteWebhookResponse\x12p\n" +
-	"\rEnableWebhook\x12..customertext.webhooks.v1.EnableWebhookRequest\x1a/.customertext.webhooks.v1.EnableWebhookResponse\x12s\n" +
-	"\x0eDisableWebhook\x12/.customertext.webhooks.v1.DisableWebhookRequest\x1a0.customertext.webhooks.v1.DisableWebhookResponse\x12p\n" +
-	"\rSendTestEvent\x12..customertext.webhooks.v1.SendTestEventRequest\x1a/.customertext.webhooks.v1.SendTestEventResponse\x12\x85\x01\n" +
-	"\x14ListDeliveryAttempts\x125.customertext.webhooks.v1.ListDeliveryAttemptsRequest\x1a6.customertext.webhooks.v1.ListDeliveryAttemptsResponse\x12|\n" +
-	"\x11RedeliverDelivery\x122.customertext.webhooks.v1.RedeliverDeliveryRequest\x1a3.customertext.webhooks.v1.RedeliverDeliveryResponse\x12v\n" +
-	"\x0fRedeliverFailed\x120.customertext.webhooks.v1.RedeliverFailedRequest\x1a1.customertext.webhooks.v1.RedeliverFailedResponse\x12\x82\x01\n" +
-	"\x13RotateSigningSecret\x124.customertext.webhooks.v1.RotateSigningSecretRequest\x1a5.customertext.webhooks.v1.RotateSigningSecretResponse\x12s\n" +
-	"\x0eListEventTypes\x12/.customertext.webhooks.v1.ListEventTypesRequest\x1a0.customertext.webhooks.v1.ListEventTypesResponseB\xfe\x01\n" +
+	"GetWebhook\x12+.customertext.webhooks.v1.GetWebhookRequest\x1a,.customertext.webhooks.v1.GetWebhookResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/webhooks/{id}\x12\x83\x01\n" +
+	"\fListWebhooks\x12-.customertext.webhooks.v1.ListWebhooksRequest\x1a..customertext.webhooks.v1.ListWebhooksResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/webhooks\x12\x9c\x01\n" +
+	"\rUpdateWebhook\x12..customertext.webhooks.v1.UpdateWebhookRequest\x1a/.customertext.webhooks.v1.UpdateWebhookResponse\"*\x82\xd3\xe4\x93\x02$:\awebhook2\x19/v1/webhooks/{webhook.id}\x12\x8b\x01\n" +
+	"\rDeleteWebhook\x12..customertext.webhooks.v1.DeleteWebhookRequest\x1a/.customertext.webhooks.v1.DeleteWebhookResponse\"\x19\x82\xd3\xe4\x93\x02\x13*\x11/v1/webhooks/{id}\x12\x95\x01\n" +
+	"\rEnableWebhook\x12..customertext.webhooks.v1.EnableWebhookRequest\x1a/.customertext.webhooks.v1.EnableWebhookResponse\"#\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/v1/webhooks/{id}:enable\x12\x99\x01\n" +
+	"\x0eDisableWebhook\x12/.customertext.webhooks.v1.DisableWebhookRequest\x1a0.customertext.webhooks.v1.DisableWebhookResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*\"\x19/v1/webhooks/{id}:disable\x12\x93\x01\n" +
+	"\rSendTestEvent\x12..customertext.webhooks.v1.SendTestEventRequest\x1a/.customertext.webhooks.v1.SendTestEventResponse\"!\x82\xd3\xe4\x93\x02\x1b:\x01*\"\x16/v1/webhooks/{id}:test\x12\xb1\x01\n" +
+	"\x14ListDeliveryAttempts\x125.customertext.webhooks.v1.ListDeliveryAttemptsRequest\x1a6.customertext.webhooks.v1.ListDeliveryAttemptsResponse\"*\x82\xd3\xe4\x93\x02$\x12\"/v1/webhooks/{webhook_id}/attempts\x12\xaf\x01\n" +
+	"\x11RedeliverDelivery\x122.customertext.webhooks.v1.RedeliverDeliveryRequest\x1a3.customertext.webhooks.v1.RedeliverDeliveryResponse\"1\x82\xd3\xe4\x93\x02+:\x01*\"&/v1/deliveries/{delivery_id}:redeliver\x12\xac\x01\n" +
+	"\x0fRedeliverFailed\x120.customertext.webhooks.v1.RedeliverFailedRequest\x1a1.customertext.webhooks.v1.RedeliverFailedResponse\"4\x82\xd3\xe4\x93\x02.:\x01*\")/v1/webhooks/{webhook_id}:redeliverFailed\x12\x9e\x01\n" +
+	"\rRecoverEvents\x12..customertext.webhooks.v1.RecoverEventsRequest\x1a/.customertext.webhooks.v1.RecoverEventsResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/webhooks/{webhook_id}:recover\x12\xad\x01\n" +
+	"\x13RotateSigningSecret\x124.customertext.webhooks.v1.RotateSigningSecretRequest\x1a5.customertext.webhooks.v1.RotateSigningSecretResponse\")\x82\xd3\xe4\x93\x02#:\x01*\"\x1e/v1/webhooks/{id}:rotateSecret\x12\x8c\x01\n" +
+	"\x0eListEventTypes\x12/.customertext.webhooks.v1.ListEventTypesRequest\x1a0.customertext.webhooks.v1.ListEventTypesResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/event-types\x12\xb0\x01\n" +
+	"\x10ListEventSamples\x121.customertext.webhooks.v1.ListEventSamplesRequest\x1a2.customertext.webhooks.v1.ListEventSamplesResponse\"5\x82\xd3\xe4\x93\x02/b\asamples\x12$/v1/event-types/{event_type}/samples\x12\x83\x01\n" +
+	"\vIssueApiKey\x12,.customertext.webhooks.v1.IssueApiKeyRequest\x1a-.customertext.webhooks.v1.IssueApiKeyResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/api-keys\x12\x80\x01\n" +
+	"\vListApiKeys\x12,.customertext.webhooks.v1.ListApiKeysRequest\x1a-.customertext.webhooks.v1.ListApiKeysResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/api-keys\x12\x88\x01\n" +
+	"\fRevokeApiKey\x12-.customertext.webhooks.v1.RevokeApiKeyRequest\x1a..customertext.webhooks.v1.RevokeApiKeyResponse\"\x19\x82\xd3\xe4\x93\x02\x13*\x11/v1/api-keys/{id}B\xfe\x01\n" +
 	"\x1ccom.customertext.webhooks.v1B\rWebhooksProtoP\x01ZMgithub.com/customertext/webhooks/libs/gen/customertext/webhooks/v1;webhooksv1\xa2\x02\x03CWX\xaa\x02\x18Customertext.Webhooks.V1\xca\x02\x18Customertext\\Webhooks\\V1\xe2\x02$Customertext\\Webhooks\\V1\\GPBMetadata\xea\x02\x1aCustomertext::Webhooks::V1b\x06proto3"
 
 var (
@@ -2140,7 +2735,7 @@ func file_customertext_webhooks_v1_webhooks_proto_rawDescGZIP() []byte {
 }
 
 var file_customertext_webhooks_v1_webhooks_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_customertext_webhooks_v1_webhooks_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_customertext_webhooks_v1_webhooks_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_customertext_webhooks_v1_webhooks_proto_goTypes = []any{
 	(Outcome)(0),                         // 0: customertext.webhooks.v1.Outcome
 	(*Webhook)(nil),                      // 1: customertext.webhooks.v1.Webhook
@@ -2175,14 +2770,26 @@ var file_customertext_webhooks_v1_webhooks_proto_goTypes = []any{
 	(*ListEventTypesRequest)(nil),        // 30: customertext.webhooks.v1.ListEventTypesRequest
 	(*EventType)(nil),                    // 31: customertext.webhooks.v1.EventType
 	(*ListEventTypesResponse)(nil),       // 32: customertext.webhooks.v1.ListEventTypesResponse
-	nil,                                  // 33: customertext.webhooks.v1.DeliveryAttempt.RequestHeadersEntry
-	(*timestamppb.Timestamp)(nil),        // 34: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),        // 35: google.protobuf.FieldMask
+	(*RecoverEventsRequest)(nil),         // 33: customertext.webhooks.v1.RecoverEventsRequest
+	(*RecoverEventsResponse)(nil),        // 34: customertext.webhooks.v1.RecoverEventsResponse
+	(*ListEventSamplesRequest)(nil),      // 35: customertext.webhooks.v1.ListEventSamplesRequest
+	(*ListEventSamplesResponse)(nil),     // 36: customertext.webhooks.v1.ListEventSamplesResponse
+	(*ApiKey)(nil),                       // 37: customertext.webhooks.v1.ApiKey
+	(*IssueApiKeyRequest)(nil),           // 38: customertext.webhooks.v1.IssueApiKeyRequest
+	(*IssueApiKeyResponse)(nil),          // 39: customertext.webhooks.v1.IssueApiKeyResponse
+	(*ListApiKeysRequest)(nil),           // 40: customertext.webhooks.v1.ListApiKeysRequest
+	(*ListApiKeysResponse)(nil),          // 41: customertext.webhooks.v1.ListApiKeysResponse
+	(*RevokeApiKeyRequest)(nil),          // 42: customertext.webhooks.v1.RevokeApiKeyRequest
+	(*RevokeApiKeyResponse)(nil),         // 43: customertext.webhooks.v1.RevokeApiKeyResponse
+	nil,                                  // 44: customertext.webhooks.v1.DeliveryAttempt.RequestHeadersEntry
+	(*timestamppb.Timestamp)(nil),        // 45: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),        // 46: google.protobuf.FieldMask
+	(*structpb.Struct)(nil),              // 47: google.protobuf.Struct
 }
 var file_customertext_webhooks_v1_webhooks_proto_depIdxs = []int32{
 	2,  // 0: customertext.webhooks.v1.Webhook.auth:type_name -> customertext.webhooks.v1.Auth
-	34, // 1: customertext.webhooks.v1.Webhook.create_time:type_name -> google.protobuf.Timestamp
-	34, // 2: customertext.webhooks.v1.Webhook.update_time:type_name -> google.protobuf.Timestamp
+	45, // 1: customertext.webhooks.v1.Webhook.create_time:type_name -> google.protobuf.Timestamp
+	45, // 2: customertext.webhooks.v1.Webhook.update_time:type_name -> google.protobuf.Timestamp
 	3,  // 3: customertext.webhooks.v1.Auth.api_key_header:type_name -> customertext.webhooks.v1.ApiKeyHeader
 	4,  // 4: customertext.webhooks.v1.Auth.bearer:type_name -> customertext.webhooks.v1.BearerToken
 	2,  // 5: customertext.webhooks.v1.CreateWebhookRequest.auth:type_name -> customertext.webhooks.v1.Auth
@@ -2190,55 +2797,71 @@ var file_customertext_webhooks_v1_webhooks_proto_depIdxs = []int32{
 	1,  // 7: customertext.webhooks.v1.GetWebhookResponse.webhook:type_name -> customertext.webhooks.v1.Webhook
 	1,  // 8: customertext.webhooks.v1.ListWebhooksResponse.webhooks:type_name -> customertext.webhooks.v1.Webhook
 	1,  // 9: customertext.webhooks.v1.UpdateWebhookRequest.webhook:type_name -> customertext.webhooks.v1.Webhook
-	35, // 10: customertext.webhooks.v1.UpdateWebhookRequest.update_mask:type_name -> google.protobuf.FieldMask
+	46, // 10: customertext.webhooks.v1.UpdateWebhookRequest.update_mask:type_name -> google.protobuf.FieldMask
 	1,  // 11: customertext.webhooks.v1.UpdateWebhookResponse.webhook:type_name -> customertext.webhooks.v1.Webhook
 	1,  // 12: customertext.webhooks.v1.EnableWebhookResponse.webhook:type_name -> customertext.webhooks.v1.Webhook
 	1,  // 13: customertext.webhooks.v1.DisableWebhookResponse.webhook:type_name -> customertext.webhooks.v1.Webhook
 	21, // 14: customertext.webhooks.v1.SendTestEventResponse.attempt:type_name -> customertext.webhooks.v1.DeliveryAttempt
 	0,  // 15: customertext.webhooks.v1.DeliveryAttempt.outcome:type_name -> customertext.webhooks.v1.Outcome
-	33, // 16: customertext.webhooks.v1.DeliveryAttempt.request_headers:type_name -> customertext.webhooks.v1.DeliveryAttempt.RequestHeadersEntry
-	34, // 17: customertext.webhooks.v1.DeliveryAttempt.attempt_time:type_name -> google.protobuf.Timestamp
-	34, // 18: customertext.webhooks.v1.DeliveryAttempt.next_retry_time:type_name -> google.protobuf.Timestamp
+	44, // 16: customertext.webhooks.v1.DeliveryAttempt.request_headers:type_name -> customertext.webhooks.v1.DeliveryAttempt.RequestHeadersEntry
+	45, // 17: customertext.webhooks.v1.DeliveryAttempt.attempt_time:type_name -> google.protobuf.Timestamp
+	45, // 18: customertext.webhooks.v1.DeliveryAttempt.next_retry_time:type_name -> google.protobuf.Timestamp
 	0,  // 19: customertext.webhooks.v1.ListDeliveryAttemptsRequest.outcome:type_name -> customertext.webhooks.v1.Outcome
-	34, // 20: customertext.webhooks.v1.ListDeliveryAttemptsRequest.start_time:type_name -> google.protobuf.Timestamp
-	34, // 21: customertext.webhooks.v1.ListDeliveryAttemptsRequest.end_time:type_name -> google.protobuf.Timestamp
+	45, // 20: customertext.webhooks.v1.ListDeliveryAttemptsRequest.start_time:type_name -> google.protobuf.Timestamp
+	45, // 21: customertext.webhooks.v1.ListDeliveryAttemptsRequest.end_time:type_name -> google.protobuf.Timestamp
 	21, // 22: customertext.webhooks.v1.ListDeliveryAttemptsResponse.attempts:type_name -> customertext.webhooks.v1.DeliveryAttempt
-	34, // 23: customertext.webhooks.v1.RedeliverFailedRequest.start_time:type_name -> google.protobuf.Timestamp
-	34, // 24: customertext.webhooks.v1.RedeliverFailedRequest.end_time:type_name -> google.protobuf.Timestamp
+	45, // 23: customertext.webhooks.v1.RedeliverFailedRequest.start_time:type_name -> google.protobuf.Timestamp
+	45, // 24: customertext.webhooks.v1.RedeliverFailedRequest.end_time:type_name -> google.protobuf.Timestamp
 	1,  // 25: customertext.webhooks.v1.RotateSigningSecretResponse.webhook:type_name -> customertext.webhooks.v1.Webhook
-	34, // 26: customertext.webhooks.v1.RotateSigningSecretResponse.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
+	45, // 26: customertext.webhooks.v1.RotateSigningSecretResponse.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
 	31, // 27: customertext.webhooks.v1.ListEventTypesResponse.event_types:type_name -> customertext.webhooks.v1.EventType
-	5,  // 28: customertext.webhooks.v1.WebhookService.CreateWebhook:input_type -> customertext.webhooks.v1.CreateWebhookRequest
-	7,  // 29: customertext.webhooks.v1.WebhookService.GetWebhook:input_type -> customertext.webhooks.v1.GetWebhookRequest
-	9,  // 30: customertext.webhooks.v1.WebhookService.ListWebhooks:input_type -> customertext.webhooks.v1.ListWebhooksRequest
-	11, // 31: customertext.webhooks.v1.WebhookService.UpdateWebhook:input_type -> customertext.webhooks.v1.UpdateWebhookRequest
-	13, // 32: customertext.webhooks.v1.WebhookService.DeleteWebhook:input_type -> customertext.webhooks.v1.DeleteWebhookRequest
-	15, // 33: customertext.webhooks.v1.WebhookService.EnableWebhook:input_type -> customertext.webhooks.v1.EnableWebhookRequest
-	17, // 34: customertext.webhooks.v1.WebhookService.DisableWebhook:input_type -> customertext.webhooks.v1.DisableWebhookRequest
-	19, // 35: customertext.webhooks.v1.WebhookService.SendTestEvent:input_type -> customertext.webhooks.v1.SendTestEventRequest
-	22, // 36: customertext.webhooks.v1.WebhookService.ListDeliveryAttempts:input_type -> customertext.webhooks.v1.ListDeliveryAttemptsRequest
-	24, // 37: customertext.webhooks.v1.WebhookService.RedeliverDelivery:input_type -> customertext.webhooks.v1.RedeliverDeliveryRequest
-	26, // 38: customertext.webhooks.v1.WebhookService.RedeliverFailed:input_type -> customertext.webhooks.v1.RedeliverFailedRequest
-	28, // 39: customertext.webhooks.v1.WebhookService.RotateSigningSecret:input_type -> customertext.webhooks.v1.RotateSigningSecretRequest
-	30, // 40: customertext.webhooks.v1.WebhookService.ListEventTypes:input_type -> customertext.webhooks.v1.ListEventTypesRequest
-	6,  // 41: customertext.webhooks.v1.WebhookService.CreateWebhook:output_type -> customertext.webhooks.v1.CreateWebhookResponse
-	8,  // 42: customertext.webhooks.v1.WebhookService.GetWebhook:output_type -> customertext.webhooks.v1.GetWebhookResponse
-	10, // 43: customertext.webhooks.v1.WebhookService.ListWebhooks:output_type -> customertext.webhooks.v1.ListWebhooksResponse
-	12, // 44: customertext.webhooks.v1.WebhookService.UpdateWebhook:output_type -> customertext.webhooks.v1.UpdateWebhookResponse
-	14, // 45: customertext.webhooks.v1.WebhookService.DeleteWebhook:output_type -> customertext.webhooks.v1.DeleteWebhookResponse
-	16, // 46: customertext.webhooks.v1.WebhookService.EnableWebhook:output_type -> customertext.webhooks.v1.EnableWebhookResponse
-	18, // 47: customertext.webhooks.v1.WebhookService.DisableWebhook:output_type -> customertext.webhooks.v1.DisableWebhookResponse
-	20, // 48: customertext.webhooks.v1.WebhookService.SendTestEvent:output_type -> customertext.webhooks.v1.SendTestEventResponse
-	23, // 49: customertext.webhooks.v1.WebhookService.ListDeliveryAttempts:output_type -> customertext.webhooks.v1.ListDeliveryAttemptsResponse
-	25, // 50: customertext.webhooks.v1.WebhookService.RedeliverDelivery:output_type -> customertext.webhooks.v1.RedeliverDeliveryResponse
-	27, // 51: customertext.webhooks.v1.WebhookService.RedeliverFailed:output_type -> customertext.webhooks.v1.RedeliverFailedResponse
-	29, // 52: customertext.webhooks.v1.WebhookService.RotateSigningSecret:output_type -> customertext.webhooks.v1.RotateSigningSecretResponse
-	32, // 53: customertext.webhooks.v1.WebhookService.ListEventTypes:output_type -> customertext.webhooks.v1.ListEventTypesResponse
-	41, // [41:54] is the sub-list for method output_type
-	28, // [28:41] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	45, // 28: customertext.webhooks.v1.RecoverEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	47, // 29: customertext.webhooks.v1.ListEventSamplesResponse.samples:type_name -> google.protobuf.Struct
+	45, // 30: customertext.webhooks.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	45, // 31: customertext.webhooks.v1.ApiKey.last_used_time:type_name -> google.protobuf.Timestamp
+	37, // 32: customertext.webhooks.v1.IssueApiKeyResponse.api_key:type_name -> customertext.webhooks.v1.ApiKey
+	37, // 33: customertext.webhooks.v1.ListApiKeysResponse.api_keys:type_name -> customertext.webhooks.v1.ApiKey
+	5,  // 34: customertext.webhooks.v1.WebhookService.CreateWebhook:input_type -> customertext.webhooks.v1.CreateWebhookRequest
+	7,  // 35: customertext.webhooks.v1.WebhookService.GetWebhook:input_type -> customertext.webhooks.v1.GetWebhookRequest
+	9,  // 36: customertext.webhooks.v1.WebhookService.ListWebhooks:input_type -> customertext.webhooks.v1.ListWebhooksRequest
+	11, // 37: customertext.webhooks.v1.WebhookService.UpdateWebhook:input_type -> customertext.webhooks.v1.UpdateWebhookRequest
+	13, // 38: customertext.webhooks.v1.WebhookService.DeleteWebhook:input_type -> customertext.webhooks.v1.DeleteWebhookRequest
+	15, // 39: customertext.webhooks.v1.WebhookService.EnableWebhook:input_type -> customertext.webhooks.v1.EnableWebhookRequest
+	17, // 40: customertext.webhooks.v1.WebhookService.DisableWebhook:input_type -> customertext.webhooks.v1.DisableWebhookRequest
+	19, // 41: customertext.webhooks.v1.WebhookService.SendTestEvent:input_type -> customertext.webhooks.v1.SendTestEventRequest
+	22, // 42: customertext.webhooks.v1.WebhookService.ListDeliveryAttempts:input_type -> customertext.webhooks.v1.ListDeliveryAttemptsRequest
+	24, // 43: customertext.webhooks.v1.WebhookService.RedeliverDelivery:input_type -> customertext.webhooks.v1.RedeliverDeliveryRequest
+	26, // 44: customertext.webhooks.v1.WebhookService.RedeliverFailed:input_type -> customertext.webhooks.v1.RedeliverFailedRequest
+	33, // 45: customertext.webhooks.v1.WebhookService.RecoverEvents:input_type -> customertext.webhooks.v1.RecoverEventsRequest
+	28, // 46: customertext.webhooks.v1.WebhookService.RotateSigningSecret:input_type -> customertext.webhooks.v1.RotateSigningSecretRequest
+	30, // 47: customertext.webhooks.v1.WebhookService.ListEventTypes:input_type -> customertext.webhooks.v1.ListEventTypesRequest
+	35, // 48: customertext.webhooks.v1.WebhookService.ListEventSamples:input_type -> customertext.webhooks.v1.ListEventSamplesRequest
+	38, // 49: customertext.webhooks.v1.WebhookService.IssueApiKey:input_type -> customertext.webhooks.v1.IssueApiKeyRequest
+	40, // 50: customertext.webhooks.v1.WebhookService.ListApiKeys:input_type -> customertext.webhooks.v1.ListApiKeysRequest
+	42, // 51: customertext.webhooks.v1.WebhookService.RevokeApiKey:input_type -> customertext.webhooks.v1.RevokeApiKeyRequest
+	6,  // 52: customertext.webhooks.v1.WebhookService.CreateWebhook:output_type -> customertext.webhooks.v1.CreateWebhookResponse
+	8,  // 53: customertext.webhooks.v1.WebhookService.GetWebhook:output_type -> customertext.webhooks.v1.GetWebhookResponse
+	10, // 54: customertext.webhooks.v1.WebhookService.ListWebhooks:output_type -> customertext.webhooks.v1.ListWebhooksResponse
+	12, // 55: customertext.webhooks.v1.WebhookService.UpdateWebhook:output_type -> customertext.webhooks.v1.UpdateWebhookResponse
+	14, // 56: customertext.webhooks.v1.WebhookService.DeleteWebhook:output_type -> customertext.webhooks.v1.DeleteWebhookResponse
+	16, // 57: customertext.webhooks.v1.WebhookService.EnableWebhook:output_type -> customertext.webhooks.v1.EnableWebhookResponse
+	18, // 58: customertext.webhooks.v1.WebhookService.DisableWebhook:output_type -> customertext.webhooks.v1.DisableWebhookResponse
+	20, // 59: customertext.webhooks.v1.WebhookService.SendTestEvent:output_type -> customertext.webhooks.v1.SendTestEventResponse
+	23, // 60: customertext.webhooks.v1.WebhookService.ListDeliveryAttempts:output_type -> customertext.webhooks.v1.ListDeliveryAttemptsResponse
+	25, // 61: customertext.webhooks.v1.WebhookService.RedeliverDelivery:output_type -> customertext.webhooks.v1.RedeliverDeliveryResponse
+	27, // 62: customertext.webhooks.v1.WebhookService.RedeliverFailed:output_type -> customertext.webhooks.v1.RedeliverFailedResponse
+	34, // 63: customertext.webhooks.v1.WebhookService.RecoverEvents:output_type -> customertext.webhooks.v1.RecoverEventsResponse
+	29, // 64: customertext.webhooks.v1.WebhookService.RotateSigningSecret:output_type -> customertext.webhooks.v1.RotateSigningSecretResponse
+	32, // 65: customertext.webhooks.v1.WebhookService.ListEventTypes:output_type -> customertext.webhooks.v1.ListEventTypesResponse
+	36, // 66: customertext.webhooks.v1.WebhookService.ListEventSamples:output_type -> customertext.webhooks.v1.ListEventSamplesResponse
+	39, // 67: customertext.webhooks.v1.WebhookService.IssueApiKey:output_type -> customertext.webhooks.v1.IssueApiKeyResponse
+	41, // 68: customertext.webhooks.v1.WebhookService.ListApiKeys:output_type -> customertext.webhooks.v1.ListApiKeysResponse
+	43, // 69: customertext.webhooks.v1.WebhookService.RevokeApiKey:output_type -> customertext.webhooks.v1.RevokeApiKeyResponse
+	52, // [52:70] is the sub-list for method output_type
+	34, // [34:52] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_customertext_webhooks_v1_webhooks_proto_init() }
@@ -2250,6 +2873,7 @@ func file_customertext_webhooks_v1_webhooks_proto_init() {
 		(*Auth_ApiKeyHeader)(nil),
 		(*Auth_Bearer)(nil),
 	}
+	file_customertext_webhooks_v1_webhooks_proto_msgTypes[4].OneofWrappers = []any{}
 	file_customertext_webhooks_v1_webhooks_proto_msgTypes[8].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2257,7 +2881,7 @@ func file_customertext_webhooks_v1_webhooks_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_customertext_webhooks_v1_webhooks_proto_rawDesc), len(file_customertext_webhooks_v1_webhooks_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   33,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

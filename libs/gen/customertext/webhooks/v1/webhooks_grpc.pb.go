@@ -30,8 +30,13 @@ const (
 	WebhookService_ListDeliveryAttempts_FullMethodName = "/customertext.webhooks.v1.WebhookService/ListDeliveryAttempts"
 	WebhookService_RedeliverDelivery_FullMethodName    = "/customertext.webhooks.v1.WebhookService/RedeliverDelivery"
 	WebhookService_RedeliverFailed_FullMethodName      = "/customertext.webhooks.v1.WebhookService/RedeliverFailed"
+	WebhookService_RecoverEvents_FullMethodName        = "/customertext.webhooks.v1.WebhookService/RecoverEvents"
 	WebhookService_RotateSigningSecret_FullMethodName  = "/customertext.webhooks.v1.WebhookService/RotateSigningSecret"
 	WebhookService_ListEventTypes_FullMethodName       = "/customertext.webhooks.v1.WebhookService/ListEventTypes"
+	WebhookService_ListEventSamples_FullMethodName     = "/customertext.webhooks.v1.WebhookService/ListEventSamples"
+	WebhookService_IssueApiKey_FullMethodName          = "/customertext.webhooks.v1.WebhookService/IssueApiKey"
+	WebhookService_ListApiKeys_FullMethodName          = "/customertext.webhooks.v1.WebhookService/ListApiKeys"
+	WebhookService_RevokeApiKey_FullMethodName         = "/customertext.webhooks.v1.WebhookService/RevokeApiKey"
 )
 
 // WebhookServiceClient is the client API for WebhookService service.
@@ -41,19 +46,44 @@ const (
 // WebhookService is the API behind "Settings -> Webhook Integrations". Callers authenticate with
 // an account API key ("authorization: Bearer <key>" metadata); only the admin role may call it.
 type WebhookServiceClient interface {
+	// Creates a webhook (enabled unless "enabled" is false); the response carries the signing
+	// secret, shown this once. REST hooks (Zapier, Make) subscribe with this call.
 	CreateWebhook(ctx context.Context, in *CreateWebhookRequest, opts ...grpc.CallOption) (*CreateWebhookResponse, error)
+	// Returns one webhook.
 	GetWebhook(ctx context.Context, in *GetWebhookRequest, opts ...grpc.CallOption) (*GetWebhookResponse, error)
+	// Lists webhooks in creation order, a page at a time.
 	ListWebhooks(ctx context.Context, in *ListWebhooksRequest, opts ...grpc.CallOption) (*ListWebhooksResponse, error)
+	// Changes the fields named in update_mask.
 	UpdateWebhook(ctx context.Context, in *UpdateWebhookRequest, opts ...grpc.CallOption) (*UpdateWebhookResponse, error)
+	// Deletes a webhook. REST hooks (Zapier, Make) unsubscribe with this call.
 	DeleteWebhook(ctx context.Context, in *DeleteWebhookRequest, opts ...grpc.CallOption) (*DeleteWebhookResponse, error)
+	// Enables a webhook and clears a platform disable reason.
 	EnableWebhook(ctx context.Context, in *EnableWebhookRequest, opts ...grpc.CallOption) (*EnableWebhookResponse, error)
+	// Disables a webhook: its events are not delivered until it is enabled again.
 	DisableWebhook(ctx context.Context, in *DisableWebhookRequest, opts ...grpc.CallOption) (*DisableWebhookResponse, error)
+	// Sends a sample event to the webhook now and returns the attempt.
 	SendTestEvent(ctx context.Context, in *SendTestEventRequest, opts ...grpc.CallOption) (*SendTestEventResponse, error)
+	// Lists delivery attempts, newest first, a page at a time.
 	ListDeliveryAttempts(ctx context.Context, in *ListDeliveryAttemptsRequest, opts ...grpc.CallOption) (*ListDeliveryAttemptsResponse, error)
+	// Queues one delivery again, from its first attempt.
 	RedeliverDelivery(ctx context.Context, in *RedeliverDeliveryRequest, opts ...grpc.CallOption) (*RedeliverDeliveryResponse, error)
+	// Queues again every dead-lettered delivery of a webhook in a time window.
 	RedeliverFailed(ctx context.Context, in *RedeliverFailedRequest, opts ...grpc.CallOption) (*RedeliverFailedResponse, error)
+	// Re-delivers every event of the webhook's types since a time (within EVENTS' retention).
+	RecoverEvents(ctx context.Context, in *RecoverEventsRequest, opts ...grpc.CallOption) (*RecoverEventsResponse, error)
+	// Replaces the signing secret; the previous one keeps signing for an overlap.
 	RotateSigningSecret(ctx context.Context, in *RotateSigningSecretRequest, opts ...grpc.CallOption) (*RotateSigningSecretResponse, error)
+	// Lists the event catalog with a sample body of each type.
 	ListEventTypes(ctx context.Context, in *ListEventTypesRequest, opts ...grpc.CallOption) (*ListEventTypesResponse, error)
+	// Returns the account's most recent events of a type (newest first, at most 3), or the
+	// catalog sample when there are none, each exactly as a webhook receives it.
+	ListEventSamples(ctx context.Context, in *ListEventSamplesRequest, opts ...grpc.CallOption) (*ListEventSamplesResponse, error)
+	// Creates an API key of the account; the key is shown this once.
+	IssueApiKey(ctx context.Context, in *IssueApiKeyRequest, opts ...grpc.CallOption) (*IssueApiKeyResponse, error)
+	// Lists the account's API keys (never the keys themselves).
+	ListApiKeys(ctx context.Context, in *ListApiKeysRequest, opts ...grpc.CallOption) (*ListApiKeysResponse, error)
+	// Revokes an API key at once; the account's last admin key cannot be revoked.
+	RevokeApiKey(ctx context.Context, in *RevokeApiKeyRequest, opts ...grpc.CallOption) (*RevokeApiKeyResponse, error)
 }
 
 type webhookServiceClient struct {
@@ -174,6 +204,16 @@ func (c *webhookServiceClient) RedeliverFailed(ctx context.Context, in *Redelive
 	return out, nil
 }
 
+func (c *webhookServiceClient) RecoverEvents(ctx context.Context, in *RecoverEventsRequest, opts ...grpc.CallOption) (*RecoverEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RecoverEventsResponse)
+	err := c.cc.Invoke(ctx, WebhookService_RecoverEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *webhookServiceClient) RotateSigningSecret(ctx context.Context, in *RotateSigningSecretRequest, opts ...grpc.CallOption) (*RotateSigningSecretResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RotateSigningSecretResponse)
@@ -194,6 +234,46 @@ func (c *webhookServiceClient) ListEventTypes(ctx context.Context, in *ListEvent
 	return out, nil
 }
 
+func (c *webhookServiceClient) ListEventSamples(ctx context.Context, in *ListEventSamplesRequest, opts ...grpc.CallOption) (*ListEventSamplesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListEventSamplesResponse)
+	err := c.cc.Invoke(ctx, WebhookService_ListEventSamples_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *webhookServiceClient) IssueApiKey(ctx context.Context, in *IssueApiKeyRequest, opts ...grpc.CallOption) (*IssueApiKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(IssueApiKeyResponse)
+	err := c.cc.Invoke(ctx, WebhookService_IssueApiKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *webhookServiceClient) ListApiKeys(ctx context.Context, in *ListApiKeysRequest, opts ...grpc.CallOption) (*ListApiKeysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListApiKeysResponse)
+	err := c.cc.Invoke(ctx, WebhookService_ListApiKeys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *webhookServiceClient) RevokeApiKey(ctx context.Context, in *RevokeApiKeyRequest, opts ...grpc.CallOption) (*RevokeApiKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeApiKeyResponse)
+	err := c.cc.Invoke(ctx, WebhookService_RevokeApiKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // WebhookServiceServer is the server API for WebhookService service.
 // All implementations must embed UnimplementedWebhookServiceServer
 // for forward compatibility.
@@ -201,19 +281,44 @@ func (c *webhookServiceClient) ListEventTypes(ctx context.Context, in *ListEvent
 // WebhookService is the API behind "Settings -> Webhook Integrations". Callers authenticate with
 // an account API key ("authorization: Bearer <key>" metadata); only the admin role may call it.
 type WebhookServiceServer interface {
+	// Creates a webhook (enabled unless "enabled" is false); the response carries the signing
+	// secret, shown this once. REST hooks (Zapier, Make) subscribe with this call.
 	CreateWebhook(context.Context, *CreateWebhookRequest) (*CreateWebhookResponse, error)
+	// Returns one webhook.
 	GetWebhook(context.Context, *GetWebhookRequest) (*GetWebhookResponse, error)
+	// Lists webhooks in creation order, a page at a time.
 	ListWebhooks(context.Context, *ListWebhooksRequest) (*ListWebhooksResponse, error)
+	// Changes the fields named in update_mask.
 	UpdateWebhook(context.Context, *UpdateWebhookRequest) (*UpdateWebhookResponse, error)
+	// Deletes a webhook. REST hooks (Zapier, Make) unsubscribe with this call.
 	DeleteWebhook(context.Context, *DeleteWebhookRequest) (*DeleteWebhookResponse, error)
+	// Enables a webhook and clears a platform disable reason.
 	EnableWebhook(context.Context, *EnableWebhookRequest) (*EnableWebhookResponse, error)
+	// Disables a webhook: its events are not delivered until it is enabled again.
 	DisableWebhook(context.Context, *DisableWebhookRequest) (*DisableWebhookResponse, error)
+	// Sends a sample event to the webhook now and returns the attempt.
 	SendTestEvent(context.Context, *SendTestEventRequest) (*SendTestEventResponse, error)
+	// Lists delivery attempts, newest first, a page at a time.
 	ListDeliveryAttempts(context.Context, *ListDeliveryAttemptsRequest) (*ListDeliveryAttemptsResponse, error)
+	// Queues one delivery again, from its first attempt.
 	RedeliverDelivery(context.Context, *RedeliverDeliveryRequest) (*RedeliverDeliveryResponse, error)
+	// Queues again every dead-lettered delivery of a webhook in a time window.
 	RedeliverFailed(context.Context, *RedeliverFailedRequest) (*RedeliverFailedResponse, error)
+	// Re-delivers every event of the webhook's types since a time (within EVENTS' retention).
+	RecoverEvents(context.Context, *RecoverEventsRequest) (*RecoverEventsResponse, error)
+	// Replaces the signing secret; the previous one keeps signing for an overlap.
 	RotateSigningSecret(context.Context, *RotateSigningSecretRequest) (*RotateSigningSecretResponse, error)
+	// Lists the event catalog with a sample body of each type.
 	ListEventTypes(context.Context, *ListEventTypesRequest) (*ListEventTypesResponse, error)
+	// Returns the account's most recent events of a type (newest first, at most 3), or the
+	// catalog sample when there are none, each exactly as a webhook receives it.
+	ListEventSamples(context.Context, *ListEventSamplesRequest) (*ListEventSamplesResponse, error)
+	// Creates an API key of the account; the key is shown this once.
+	IssueApiKey(context.Context, *IssueApiKeyRequest) (*IssueApiKeyResponse, error)
+	// Lists the account's API keys (never the keys themselves).
+	ListApiKeys(context.Context, *ListApiKeysRequest) (*ListApiKeysResponse, error)
+	// Revokes an API key at once; the account's last admin key cannot be revoked.
+	RevokeApiKey(context.Context, *RevokeApiKeyRequest) (*RevokeApiKeyResponse, error)
 	mustEmbedUnimplementedWebhookServiceServer()
 }
 
@@ -257,11 +362,26 @@ func (UnimplementedWebhookServiceServer) RedeliverDelivery(context.Context, *Red
 func (UnimplementedWebhookServiceServer) RedeliverFailed(context.Context, *RedeliverFailedRequest) (*RedeliverFailedResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RedeliverFailed not implemented")
 }
+func (UnimplementedWebhookServiceServer) RecoverEvents(context.Context, *RecoverEventsRequest) (*RecoverEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RecoverEvents not implemented")
+}
 func (UnimplementedWebhookServiceServer) RotateSigningSecret(context.Context, *RotateSigningSecretRequest) (*RotateSigningSecretResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RotateSigningSecret not implemented")
 }
 func (UnimplementedWebhookServiceServer) ListEventTypes(context.Context, *ListEventTypesRequest) (*ListEventTypesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListEventTypes not implemented")
+}
+func (UnimplementedWebhookServiceServer) ListEventSamples(context.Context, *ListEventSamplesRequest) (*ListEventSamplesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListEventSamples not implemented")
+}
+func (UnimplementedWebhookServiceServer) IssueApiKey(context.Context, *IssueApiKeyRequest) (*IssueApiKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method IssueApiKey not implemented")
+}
+func (UnimplementedWebhookServiceServer) ListApiKeys(context.Context, *ListApiKeysRequest) (*ListApiKeysResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListApiKeys not implemented")
+}
+func (UnimplementedWebhookServiceServer) RevokeApiKey(context.Context, *RevokeApiKeyRequest) (*RevokeApiKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeApiKey not implemented")
 }
 func (UnimplementedWebhookServiceServer) mustEmbedUnimplementedWebhookServiceServer() {}
 func (UnimplementedWebhookServiceServer) testEmbeddedByValue()                        {}
@@ -482,6 +602,24 @@ func _WebhookService_RedeliverFailed_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _WebhookService_RecoverEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RecoverEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).RecoverEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_RecoverEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).RecoverEvents(ctx, req.(*RecoverEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _WebhookService_RotateSigningSecret_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(RotateSigningSecretRequest)
 	if err := dec(in); err != nil {
@@ -514,6 +652,78 @@ func _WebhookService_ListEventTypes_Handler(srv interface{}, ctx context.Context
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(WebhookServiceServer).ListEventTypes(ctx, req.(*ListEventTypesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WebhookService_ListEventSamples_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListEventSamplesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).ListEventSamples(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_ListEventSamples_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).ListEventSamples(ctx, req.(*ListEventSamplesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WebhookService_IssueApiKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(IssueApiKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).IssueApiKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_IssueApiKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).IssueApiKey(ctx, req.(*IssueApiKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WebhookService_ListApiKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListApiKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).ListApiKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_ListApiKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).ListApiKeys(ctx, req.(*ListApiKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WebhookService_RevokeApiKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeApiKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).RevokeApiKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_RevokeApiKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).RevokeApiKey(ctx, req.(*RevokeApiKeyRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -570,12 +780,32 @@ var WebhookService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _WebhookService_RedeliverFailed_Handler,
 		},
 		{
+			MethodName: "RecoverEvents",
+			Handler:    _WebhookService_RecoverEvents_Handler,
+		},
+		{
 			MethodName: "RotateSigningSecret",
 			Handler:    _WebhookService_RotateSigningSecret_Handler,
 		},
 		{
 			MethodName: "ListEventTypes",
 			Handler:    _WebhookService_ListEventTypes_Handler,
+		},
+		{
+			MethodName: "ListEventSamples",
+			Handler:    _WebhookService_ListEventSamples_Handler,
+		},
+		{
+			MethodName: "IssueApiKey",
+			Handler:    _WebhookService_IssueApiKey_Handler,
+		},
+		{
+			MethodName: "ListApiKeys",
+			Handler:    _WebhookService_ListApiKeys_Handler,
+		},
+		{
+			MethodName: "RevokeApiKey",
+			Handler:    _WebhookService_RevokeApiKey_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
