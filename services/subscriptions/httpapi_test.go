@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
+	"google.golang.org/grpc/codes"
 
 	webhooksv1 "github.com/customertext/webhooks/libs/gen/customertext/webhooks/v1"
 )
@@ -423,4 +424,172 @@ func TestHTTPErrors(t *testing.T) {
 		// The refused revocation left the key working.
 		c.call("GET", "/v1/webhooks/"+id, admin, nil, 200, nil)
 	})
+}
+
+// TestHTTPPermissionMatrixAndIsolation calls every operation of the OpenAPI document with each
+// role's key, with no key, and with another account's admin key on this account's resources.
+func TestHTTPPermissionMatrixAndIsolation(t *testing.T) {
+	e := newEnv(t)
+	_, keysA := e.account("A")
+	_, keysB := e.account("B")
+	c := e.rest(t)
+	var created struct {
+		Webhook restWebhook `json:"webhook"`
+	}
+	c.call("POST", "/v1/webhooks", keysA[webhooksv1.Role_ROLE_ADMIN],
+		map[string]any{"url": "https://hooks.example.com/a", "event_types": []string{"new_contact"}, "description": "A's"}, 201, &created)
+	var keys struct {
+		APIKeys []struct {
+			ID string `json:"id"`
+		} `json:"api_keys"`
+	}
+	c.call("GET", "/v1/api-keys", keysA[webhooksv1.Role_ROLE_ADMIN], nil, 200, &keys)
+
+	_, doc := c.do("GET", "/v1/openapi.json", "", nil)
+	spec := loadOpenAPI(t, doc)
+	ids := map[string]string{"id": created.Webhook.ID, "webhook_id": created.Webhook.ID, "delivery_id": "del_x", "event_type": "new_contact"}
+	pathOf := func(op operation) string {
+		p := op.path
+		if strings.HasPrefix(p, "/v1/api-keys/") {
+			return "/v1/api-keys/" + keys.APIKeys[0].ID
+		}
+		for name, v := range ids {
+			p = strings.ReplaceAll(p, "{"+name+"}", v)
+		}
+		return p
+	}
+	bodyOf := func(op operation) any {
+		switch {
+		case op.method == "GET" || op.method == "DELETE":
+			return nil
+		case strings.HasSuffix(op.path, ":recover"):
+			return map[string]any{"start_time": time.Now().Add(-time.Hour).Format(time.RFC3339)}
+		case op.method == "PATCH":
+			return map[string]any{"description": "changed"}
+		}
+		return map[string]any{}
+	}
+	for _, op := range operations(spec) {
+		if op.path == "/v1/openapi.json" {
+			continue
+		}
+		path := pathOf(op)
+		if op.method == "PATCH" {
+			path += "?update_mask=description"
+		}
+		name := op.method + " " + op.path
+		t.Run(name+"/manager", func(t *testing.T) {
+			e.rest(t).wantError(op.method, path, keysA[webhooksv1.Role_ROLE_MANAGER], bodyOf(op), 403, "PERMISSION_DENIED")
+		})
+		t.Run(name+"/user", func(t *testing.T) {
+			e.rest(t).wantError(op.method, path, keysA[webhooksv1.Role_ROLE_USER], bodyOf(op), 403, "PERMISSION_DENIED")
+		})
+		t.Run(name+"/no key", func(t *testing.T) {
+			e.rest(t).wantError(op.method, path, "", bodyOf(op), 401, "UNAUTHENTICATED")
+		})
+		if strings.HasSuffix(op.path, "/attempts") {
+			// The delivery log is a filtered list: another account's webhook id matches nothing.
+			t.Run(name+"/other account", func(t *testing.T) {
+				var got struct {
+					Attempts []any `json:"attempts"`
+				}
+				e.rest(t).call(op.method, path, keysB[webhooksv1.Role_ROLE_ADMIN], nil, 200, &got)
+				if len(got.Attempts) != 0 {
+					t.Errorf("B sees %d of A's attempts", len(got.Attempts))
+				}
+			})
+		} else if strings.Contains(op.path, "{id}") || strings.Contains(op.path, "{webhook_id}") {
+			t.Run(name+"/other account", func(t *testing.T) {
+				e.rest(t).wantError(op.method, path, keysB[webhooksv1.Role_ROLE_ADMIN], bodyOf(op), 404, "NOT_FOUND")
+			})
+		}
+	}
+	t.Run("lists are per account", func(t *testing.T) {
+		c := e.rest(t)
+		var list struct {
+			Webhooks []restWebhook `json:"webhooks"`
+		}
+		c.call("GET", "/v1/webhooks", keysB[webhooksv1.Role_ROLE_ADMIN], nil, 200, &list)
+		if len(list.Webhooks) != 0 {
+			t.Errorf("B sees %d webhooks, want 0", len(list.Webhooks))
+		}
+		var keyList struct {
+			APIKeys []map[string]any `json:"api_keys"`
+		}
+		c.call("GET", "/v1/api-keys", keysB[webhooksv1.Role_ROLE_ADMIN], nil, 200, &keyList)
+		if len(keyList.APIKeys) != 3 {
+			t.Errorf("B sees %d api keys, want its own 3", len(keyList.APIKeys))
+		}
+	})
+	// A's webhook is untouched by all of the above.
+	var got struct {
+		Webhook restWebhook `json:"webhook"`
+	}
+	c.call("GET", "/v1/webhooks/"+created.Webhook.ID, keysA[webhooksv1.Role_ROLE_ADMIN], nil, 200, &got)
+	if got.Webhook.Desc != "A's" || !got.Webhook.Enabled {
+		t.Errorf("A's webhook changed: %+v", got.Webhook)
+	}
+}
+
+// TestHTTPAPIKeys: an issued key works with its own role, a revoked key fails at once on every
+// replica (keys are looked up in PostgreSQL on every call, no cache), the last admin key stays,
+// and the last use is recorded.
+func TestHTTPAPIKeys(t *testing.T) {
+	e := newEnv(t)
+	_, keys := e.account("Acme")
+	first := keys[webhooksv1.Role_ROLE_ADMIN]
+	c := e.rest(t)
+	other := &restClient{t: t, base: "http://" + e.replica().HTTP}
+
+	type issued struct {
+		APIKey struct {
+			ID string `json:"id"`
+		} `json:"api_key"`
+		Key string `json:"key"`
+	}
+	var user, admin2 issued
+	c.call("POST", "/v1/api-keys", first, map[string]any{"name": "reporting", "role": "user"}, 201, &user)
+	c.call("POST", "/v1/api-keys", first, map[string]any{"name": "Zapier", "role": "admin"}, 201, &admin2)
+	c.wantError("POST", "/v1/api-keys", first, map[string]any{"name": "x", "role": "owner"}, 400, "INVALID_ARGUMENT")
+	c.wantError("POST", "/v1/api-keys", first, map[string]any{"role": "admin"}, 400, "INVALID_ARGUMENT")
+	other.wantError("GET", "/v1/webhooks", user.Key, nil, 403, "PERMISSION_DENIED")
+	other.call("GET", "/v1/webhooks", admin2.Key, nil, 200, nil)
+
+	var list struct {
+		APIKeys []struct {
+			ID           string `json:"id"`
+			Name         string `json:"name"`
+			LastUsedTime string `json:"last_used_time"`
+		} `json:"api_keys"`
+	}
+	c.call("GET", "/v1/api-keys", admin2.Key, nil, 200, &list)
+	used := map[string]bool{}
+	for _, k := range list.APIKeys {
+		used[k.Name] = k.LastUsedTime != ""
+	}
+	if !used["Zapier"] || !used["reporting"] {
+		t.Errorf("last used recorded: %v, want both used keys marked", used)
+	}
+
+	// Revoked on one replica, refused on the other with its very next call.
+	other.call("GET", "/v1/webhooks", admin2.Key, nil, 200, nil)
+	status, _ := c.do("DELETE", "/v1/api-keys/"+admin2.APIKey.ID, first, nil)
+	if status != 204 {
+		t.Fatalf("revoke: status %d, want 204", status)
+	}
+	other.wantError("GET", "/v1/webhooks", admin2.Key, nil, 401, "UNAUTHENTICATED")
+	c.wantError("GET", "/v1/webhooks", admin2.Key, nil, 401, "UNAUTHENTICATED")
+	c.wantError("DELETE", "/v1/api-keys/"+admin2.APIKey.ID, first, nil, 404, "NOT_FOUND")
+
+	// Over gRPC too: the last admin key cannot be revoked.
+	var firstID string
+	c.call("GET", "/v1/api-keys", first, nil, 200, &list)
+	for _, k := range list.APIKeys {
+		if k.Name == "admin@example.com" {
+			firstID = k.ID
+		}
+	}
+	_, err := e.webhooks.RevokeApiKey(as(first), &webhooksv1.RevokeApiKeyRequest{Id: firstID})
+	wantCode(t, err, codes.FailedPrecondition)
+	c.call("GET", "/v1/webhooks", first, nil, 200, nil)
 }

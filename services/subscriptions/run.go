@@ -10,6 +10,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
@@ -36,7 +37,9 @@ const (
 )
 
 // run is the whole program: `subscriptions [flags]` serves; `subscriptions create-account -name
-// NAME -admin-email EMAIL` creates an account and its first admin API key and prints both.
+// NAME -admin-email EMAIL` creates an account and its first admin API key and prints both;
+// `create-api-key -account-id ID -name NAME -role ROLE` issues another key and `revoke-api-key
+// -account-id ID -id KEY_ID` revokes one.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	return start(ctx, args, getenv, stdout, nil)
 }
@@ -49,8 +52,15 @@ type addrs struct {
 }
 
 func start(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, ready func(addrs)) error {
-	if len(args) > 0 && args[0] == "create-account" {
-		return createAccount(ctx, args[1:], getenv, stdout)
+	if len(args) > 0 {
+		switch args[0] {
+		case "create-account":
+			return createAccount(ctx, args[1:], getenv, stdout)
+		case "create-api-key":
+			return createAPIKey(ctx, args[1:], getenv, stdout)
+		case "revoke-api-key":
+			return revokeAPIKey(ctx, args[1:], getenv, stdout)
+		}
 	}
 	cfg, err := parseConfig(args, getenv, stdout)
 	if err != nil {
@@ -211,8 +221,7 @@ func createAccount(ctx context.Context, args []string, getenv func(string) strin
 	if err := pgstore.Migrate(ctx, pool); err != nil {
 		return fmt.Errorf("create-account: %w", err)
 	}
-	// Only the store is used: no secrets are sealed and nothing is published.
-	svc := app.New(pgstore.New(pool, nil), nil, nil, nil, nil, app.Config{}, nil, slog.New(slog.DiscardHandler))
+	svc := storeOnly(pool)
 	accountID, err := svc.CreateAccount(ctx, *name)
 	if err != nil {
 		return fmt.Errorf("create-account: %w", err)
@@ -222,5 +231,67 @@ func createAccount(ctx context.Context, args []string, getenv func(string) strin
 		return fmt.Errorf("create-account: %w", err)
 	}
 	_, err = fmt.Fprintf(stdout, "account_id=%s\nuser_id=%s\napi_key=%s\n", accountID, userID, key)
+	return err
+}
+
+// storeOnly is the use cases for the operator CLI: only the store is used, no secrets are
+// sealed and nothing is published.
+func storeOnly(pool *pgxpool.Pool) *app.Service {
+	return app.New(pgstore.New(pool, nil), nil, nil, nil, nil, app.Config{}, nil, slog.New(slog.DiscardHandler))
+}
+
+// openCLI parses a CLI subcommand's flags (plus -database-url) and opens its database.
+func openCLI(ctx context.Context, fs *flag.FlagSet, args []string, getenv func(string) string) (*pgxpool.Pool, error) {
+	dbURL := fs.String("database-url", envOr(getenv, "DATABASE_URL", postgres.DefaultURL), "PostgreSQL URL (DATABASE_URL)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	pool, err := postgres.Open(ctx, *dbURL, pgstore.Schema, 2)
+	if err != nil {
+		return nil, err
+	}
+	if err := pgstore.Migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return pool, nil
+}
+
+// createAPIKey is the operator CLI that issues a key of an account with a name and a role and
+// prints it (shown this once).
+func createAPIKey(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("create-api-key", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	accountID := fs.String("account-id", "", "the account (required)")
+	name := fs.String("name", "", "what the key is for, e.g. Zapier (required)")
+	role := fs.String("role", string(domain.RoleAdmin), "admin, manager or user")
+	pool, err := openCLI(ctx, fs, args, getenv)
+	if err != nil {
+		return fmt.Errorf("create-api-key: %w", err)
+	}
+	defer pool.Close()
+	k, key, err := storeOnly(pool).IssueAccountAPIKey(ctx, *accountID, *name, domain.Role(*role))
+	if err != nil {
+		return fmt.Errorf("create-api-key: %w", err)
+	}
+	_, err = fmt.Fprintf(stdout, "key_id=%s\nrole=%s\napi_key=%s\n", k.ID, k.Role, key)
+	return err
+}
+
+// revokeAPIKey is the operator CLI that revokes a key; the account's last admin key stays.
+func revokeAPIKey(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("revoke-api-key", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	accountID := fs.String("account-id", "", "the account (required)")
+	id := fs.String("id", "", "the key's id, key_... (required)")
+	pool, err := openCLI(ctx, fs, args, getenv)
+	if err != nil {
+		return fmt.Errorf("revoke-api-key: %w", err)
+	}
+	defer pool.Close()
+	if err := storeOnly(pool).RevokeAccountAPIKey(ctx, *accountID, *id); err != nil {
+		return fmt.Errorf("revoke-api-key: %w", err)
+	}
+	_, err = fmt.Fprintf(stdout, "revoked=%s\n", *id)
 	return err
 }

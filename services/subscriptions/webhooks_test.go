@@ -650,3 +650,49 @@ func TestRedeliverDeletedWebhook(t *testing.T) {
 	_, err = e.webhooks.RedeliverDelivery(ctx, &webhooksv1.RedeliverDeliveryRequest{DeliveryId: "del_unknown"})
 	wantCode(t, err, codes.NotFound)
 }
+
+// TestAPIKeyCLI issues and revokes keys with the operator CLI next to create-account.
+func TestAPIKeyCLI(t *testing.T) {
+	e := newEnv(t)
+	accountID, keys := e.account("Acme")
+	cli := func(args ...string) (map[string]string, error) {
+		var out strings.Builder
+		err := run(context.Background(), append(args, "-database-url", e.dbURL), func(string) string { return "" }, &out)
+		vals := map[string]string{}
+		for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+			k, v, _ := strings.Cut(line, "=")
+			vals[k] = v
+		}
+		return vals, err
+	}
+	vals, err := cli("create-api-key", "-account-id", accountID, "-name", "Make", "-role", "admin")
+	if err != nil {
+		t.Fatalf("create-api-key: %v", err)
+	}
+	if !strings.HasPrefix(vals["api_key"], "ctk_") || !strings.HasPrefix(vals["key_id"], "key_") || vals["role"] != "admin" {
+		t.Fatalf("create-api-key output: %v", vals)
+	}
+	if _, err := e.webhooks.ListWebhooks(as(vals["api_key"]), &webhooksv1.ListWebhooksRequest{}); err != nil {
+		t.Fatalf("ListWebhooks with the CLI's key: %v", err)
+	}
+	if _, err := cli("create-api-key", "-account-id", accountID, "-name", "x", "-role", "owner"); err == nil {
+		t.Error("create-api-key -role owner: got nil error, want one")
+	}
+	if _, err := cli("revoke-api-key", "-account-id", accountID, "-id", vals["key_id"]); err != nil {
+		t.Fatalf("revoke-api-key: %v", err)
+	}
+	_, err = e.webhooks.ListWebhooks(as(vals["api_key"]), &webhooksv1.ListWebhooksRequest{})
+	wantCode(t, err, codes.Unauthenticated)
+	// The account's own admin key is now its last: the CLI refuses to revoke it.
+	list, err := e.webhooks.ListApiKeys(as(keys[webhooksv1.Role_ROLE_ADMIN]), &webhooksv1.ListApiKeysRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range list.GetApiKeys() {
+		if k.GetRole() == "admin" {
+			if _, err := cli("revoke-api-key", "-account-id", accountID, "-id", k.GetId()); err == nil || !strings.Contains(err.Error(), "last admin") {
+				t.Errorf("revoke the last admin key: got %v, want a refusal naming the last admin key", err)
+			}
+		}
+	}
+}

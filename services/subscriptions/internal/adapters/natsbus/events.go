@@ -11,9 +11,12 @@ import (
 	"github.com/customertext/webhooks/libs/streams"
 )
 
-// fetchWait bounds one pull of a stream read; a read ends when it reaches the stream's last
-// sequence as of its start, so this only matters while messages are being fetched.
-const fetchWait = 2 * time.Second
+// A read whose no-wait pulls come back empty while messages are pending pauses between them and
+// gives up after maxEmptyPulls (~5 s).
+const (
+	emptyPullPause = 50 * time.Millisecond
+	maxEmptyPulls  = 100
+)
 
 // EventLog reads the EVENTS stream: recent events for samples, and a time range for recovery.
 type EventLog struct {
@@ -112,31 +115,52 @@ func (l *EventLog) read(ctx context.Context, cfg jetstream.OrderedConsumerConfig
 	if ci.NumPending == 0 {
 		return nil
 	}
-	for {
-		batch, err := cons.Fetch(256, jetstream.FetchMaxWait(fetchWait))
+	for empty := 0; ; {
+		// Only stored messages are read, so the pull need not wait for new ones; and every
+		// message of a batch is drained, so no fetch outlives the read.
+		batch, err := cons.FetchNoWait(256)
 		if err != nil {
 			return fmt.Errorf("fetch: %w", err)
 		}
+		done, ferr, got := false, error(nil), 0
 		for m := range batch.Messages() {
+			got++
+			if done {
+				continue
+			}
 			meta, err := m.Metadata()
 			if err != nil {
-				return fmt.Errorf("metadata: %w", err)
+				done, ferr = true, fmt.Errorf("metadata: %w", err)
+				continue
 			}
 			if meta.Sequence.Stream > upTo {
-				return nil
+				done = true
+				continue
 			}
 			if err := fn(m.Data()); err != nil {
-				return err
+				done, ferr = true, err
+				continue
 			}
-			if meta.Sequence.Stream == upTo || meta.NumPending == 0 {
-				return nil
-			}
+			done = meta.Sequence.Stream == upTo || meta.NumPending == 0
+		}
+		if done {
+			return ferr
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
 			return fmt.Errorf("fetch: %w", err)
 		}
-		if err := ctx.Err(); err != nil {
-			return err
+		if got > 0 {
+			empty = 0
+			continue
+		}
+		// Pending messages that a no-wait pull did not return: the consumer is catching up.
+		if empty++; empty > maxEmptyPulls {
+			return fmt.Errorf("fetch: no messages after %d pulls with %d pending", empty, ci.NumPending)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(emptyPullPause):
 		}
 	}
 }
