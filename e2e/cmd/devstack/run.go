@@ -144,6 +144,8 @@ gRPC (server reflection on; grpcurl works):
   contacts       %s   e.g. grpcurl -plaintext -H 'authorization: Bearer %s' -d '{"account_id":"%s","contact":{"first_name":"Ann","phone":"+15551230000"}}' %s customertext.contacts.v1.ContactService/CreateContact
   messaging      %s   inbound SMS: POST http://%s/sms/inbound
   campaigns      %s
+HTTP/JSON API %s (OpenAPI 3: http://%s/v1/openapi.json):
+%s
 Metrics (/metrics, /healthz, /readyz):
   subscriptions http://%s  contacts http://%s  messaging http://%s
   campaigns http://%s  dispatcher http://%s
@@ -154,7 +156,18 @@ NATS: %s   Logs: %s
 		devstack.Addr(p.ContactsGRPC), s.ServiceToken, d.AccountID, devstack.Addr(p.ContactsGRPC),
 		devstack.Addr(p.MessagingGRPC), devstack.Addr(p.MessagingHTTP),
 		devstack.Addr(p.CampaignsGRPC),
+		devstack.Addr(p.SubscriptionsHTTP), devstack.Addr(p.SubscriptionsHTTP), curlExamples(devstack.Addr(p.SubscriptionsHTTP), d, receiverURL),
 		devstack.Addr(p.SubscriptionsAdmin), devstack.Addr(p.ContactsAdmin), devstack.Addr(p.MessagingAdmin),
 		devstack.Addr(p.CampaignsAdmin), devstack.Addr(p.DispatcherAdmin),
 		s.NATSURL(), filepath.Join(dataDir, "logs"))
+}
+
+// curlExamples renders devstack.CurlExamples for the demo account, one indented pair of lines
+// each; the last one deletes the demo webhook.
+func curlExamples(addr string, d devstack.Demo, receiverURL string) string {
+	var b strings.Builder
+	for _, c := range devstack.CurlExamples(receiverURL, d.WebhookID) {
+		fmt.Fprintf(&b, "  # %s\n  %s\n", c.What, c.Command(addr, d.AdminKey))
+	}
+	return strings.TrimSuffix(b.String(), "\n")
 }
