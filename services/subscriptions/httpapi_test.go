@@ -593,3 +593,76 @@ func TestHTTPAPIKeys(t *testing.T) {
 	wantCode(t, err, codes.FailedPrecondition)
 	c.call("GET", "/v1/webhooks", first, nil, 200, nil)
 }
+
+// TestHTTPCORSAndChunkedBodyLimit: CORS headers only for allow-listed origins (none by default),
+// and a body without a Content-Length is cut at the limit too.
+func TestHTTPCORSAndChunkedBodyLimit(t *testing.T) {
+	const allowed = "https://app.example.com"
+	preflight := func(t *testing.T, base, origin string) *http.Response {
+		t.Helper()
+		req, err := http.NewRequest("OPTIONS", base+"/v1/webhooks", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		req.Header.Set("Access-Control-Request-Headers", "authorization, content-type")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	t.Run("off by default", func(t *testing.T) {
+		e := newEnv(t)
+		if got := preflight(t, "http://"+e.addrs.HTTP, allowed).Header.Get("Access-Control-Allow-Origin"); got != "" {
+			t.Errorf("Access-Control-Allow-Origin %q with no allow-list, want none", got)
+		}
+	})
+	t.Run("allow-list", func(t *testing.T) {
+		e := newEnv(t, "-cors-origins", allowed)
+		base := "http://" + e.addrs.HTTP
+		resp := preflight(t, base, allowed)
+		if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") != allowed ||
+			!strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "Authorization") {
+			t.Errorf("preflight from %s: %d %v, want 204 allowing it with Authorization", allowed, resp.StatusCode, resp.Header)
+		}
+		if got := preflight(t, base, "https://evil.example").Header.Get("Access-Control-Allow-Origin"); got != "" {
+			t.Errorf("Access-Control-Allow-Origin %q for an origin not in the list, want none", got)
+		}
+		_, keys := e.account("Acme")
+		req, _ := http.NewRequest("GET", base+"/v1/webhooks", nil)
+		req.Header.Set("Origin", allowed)
+		req.Header.Set("Authorization", "Bearer "+keys[webhooksv1.Role_ROLE_ADMIN])
+		got, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got.Body.Close()
+		if got.StatusCode != 200 || got.Header.Get("Access-Control-Allow-Origin") != allowed {
+			t.Errorf("GET from %s: %d, ACAO %q", allowed, got.StatusCode, got.Header.Get("Access-Control-Allow-Origin"))
+		}
+
+		// A chunked body (no Content-Length) over the limit.
+		pr, pw := io.Pipe()
+		go func() {
+			_, _ = pw.Write([]byte(`{"url":"https://e.com","event_types":["new_contact"],"description":"`))
+			_, _ = pw.Write(bytes.Repeat([]byte("x"), 70<<10))
+			_, _ = pw.Write([]byte(`"}`))
+			_ = pw.Close()
+		}()
+		req, _ = http.NewRequest("POST", base+"/v1/webhooks", pr)
+		req.Header.Set("Authorization", "Bearer "+keys[webhooksv1.Role_ROLE_ADMIN])
+		req.Header.Set("Content-Type", "application/json")
+		resp, err = http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 413 || !strings.Contains(string(body), "RESOURCE_EXHAUSTED") {
+			t.Errorf("chunked oversized body: %d %s, want 413 RESOURCE_EXHAUSTED", resp.StatusCode, body)
+		}
+	})
+}
