@@ -37,7 +37,11 @@ var errorExamples = map[int]map[string]any{
 		"message": "failed precondition: the webhook is disabled; enable it before recovering its events"}},
 	429: {"error": map[string]any{"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "too many requests"}},
 	503: {"error": map[string]any{"code": 503, "status": "UNAVAILABLE", "message": "service unavailable"}},
+	413: {"error": map[string]any{"code": 413, "status": "RESOURCE_EXHAUSTED", "message": "request body is larger than 65536 bytes"}},
 }
+
+// bodyErrorStatus is answered, besides errorStatuses, by operations with a request body.
+const bodyErrorStatus = 413
 
 var webhookBodyExample = map[string]any{
 	"event": "new_contact", "event_id": "evt_0192f5a8-7c1e-7b3a-9d2f-5e8a1c4b6d70", "timestamp": "2026-04-25T14:30:00Z",
@@ -101,8 +105,11 @@ func finish(ctx context.Context, raw []byte) (*openapi3.T, error) {
 		Example: webhookBodyExample,
 	}
 	schemas["WebhookBody"] = &openapi3.SchemaRef{Value: webhookBody}
-	delete(schemas, "Status")
-	delete(schemas, "GoogleProtobufAny")
+	// The error shape replaces google.rpc.Status; deletes answer 204 with no body; samples answer
+	// a bare array.
+	for _, unused := range []string{"Status", "GoogleProtobufAny", "DeleteWebhookResponse", "RevokeApiKeyResponse", "ListEventSamplesResponse"} {
+		delete(schemas, unused)
+	}
 	if s := schemas["CreateWebhookRequest"]; s != nil && s.Value != nil {
 		s.Value.Example = map[string]any{"url": "https://hooks.zapier.com/hooks/standard/123/abc/", "event_types": []any{"new_contact"}}
 	}
@@ -111,7 +118,7 @@ func finish(ctx context.Context, raw []byte) (*openapi3.T, error) {
 	}
 
 	doc.Components.Responses = openapi3.ResponseBodies{}
-	for _, code := range errorStatuses {
+	for _, code := range append(errorStatuses, bodyErrorStatus) {
 		name := "Error" + strconv.Itoa(code)
 		doc.Components.Responses[name] = &openapi3.ResponseRef{Value: openapi3.NewResponse().
 			WithDescription(http.StatusText(code)).
@@ -156,7 +163,11 @@ func finish(ctx context.Context, raw []byte) (*openapi3.T, error) {
 func fixResponses(errs openapi3.ResponseBodies, webhookBody *openapi3.Schema, path, method string, op *openapi3.Operation) {
 	rs := op.Responses
 	rs.Delete("default")
-	for _, code := range errorStatuses {
+	codes := errorStatuses
+	if op.RequestBody != nil {
+		codes = append(codes[:len(codes):len(codes)], bodyErrorStatus)
+	}
+	for _, code := range codes {
 		name := "Error" + strconv.Itoa(code)
 		rs.Set(strconv.Itoa(code), &openapi3.ResponseRef{Ref: "#/components/responses/" + name, Value: errs[name].Value})
 	}
