@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -141,6 +144,14 @@ func TestRecoverEvents(t *testing.T) {
 	if n := len(e.bulkJobs()); n != 4 {
 		t.Errorf("jobs after the repeat: %d, want still 4", n)
 	}
+	for sample, want := range map[string]float64{
+		"subscriptions_recovery_events_scanned_total":    8,
+		"subscriptions_recovery_deliveries_queued_total": 4,
+	} {
+		if got := e.metric(sample); got != want {
+			t.Errorf("%s: got %v, want %v", sample, got, want)
+		}
+	}
 
 	_, err = e.webhooks.RecoverEvents(admin, &webhooksv1.RecoverEventsRequest{WebhookId: wh.GetId(),
 		StartTime: timestamppb.New(time.Now().Add(-7*24*time.Hour - time.Minute))})
@@ -181,4 +192,29 @@ func (e *env) bulkJobs() []string {
 		ids = append(ids, job.GetDeliveryId())
 	}
 	return ids
+}
+
+// metric reads one unlabelled sample from the service's /metrics.
+func (e *env) metric(name string) float64 {
+	e.t.Helper()
+	resp, err := http.Get("http://" + e.addrs.Admin + "/metrics")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			return f
+		}
+	}
+	e.t.Fatalf("/metrics has no %s", name)
+	return 0
 }

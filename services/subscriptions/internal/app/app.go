@@ -73,6 +73,10 @@ type Config struct {
 type Metrics struct {
 	TestEvents   *prometheus.CounterVec
 	AutoDisabled *prometheus.CounterVec
+	// RecoveryEvents and RecoveryDeliveries count what RecoverEvents scanned and queued, as it
+	// goes: the progress of a long recovery.
+	RecoveryEvents     prometheus.Counter
+	RecoveryDeliveries prometheus.Counter
 }
 
 // NewMetrics creates and registers the metrics.
@@ -86,8 +90,16 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "subscriptions_webhooks_auto_disabled_total",
 			Help: "Webhooks disabled by the platform, by reason (gone, failing).",
 		}, []string{"reason"}),
+		RecoveryEvents: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "subscriptions_recovery_events_scanned_total",
+			Help: "Events read from EVENTS by recoveries.",
+		}),
+		RecoveryDeliveries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "subscriptions_recovery_deliveries_queued_total",
+			Help: "Deliveries queued on the bulk lane by recoveries.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.TestEvents, m.AutoDisabled} {
+	for _, c := range []prometheus.Collector{m.TestEvents, m.AutoDisabled, m.RecoveryEvents, m.RecoveryDeliveries} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -33,7 +33,8 @@ type Recovery struct {
 // RecoverEvents queues again, on the bulk lane, every event of the webhook's subscribed types
 // that EVENTS holds since start: what the webhook missed while it was disabled or its endpoint
 // was down. A second recovery of the same event for the same webhook within DELIVERIES'
-// duplicate window queues nothing.
+// duplicate window queues nothing. Progress shows in the recovery metrics and a log line every
+// 1,000 events; the result has the totals.
 func (s *Service) RecoverEvents(ctx context.Context, p domain.Principal, webhookID string, start time.Time) (Recovery, error) {
 	now := s.now()
 	switch {
@@ -58,6 +59,7 @@ func (s *Service) RecoverEvents(ctx context.Context, p domain.Principal, webhook
 	var r Recovery
 	err = s.events.Scan(ctx, w.AccountID, w.EventTypes, start, func(body []byte) error {
 		r.EventsScanned++
+		s.metrics.RecoveryEvents.Inc()
 		env, err := event.Parse(body)
 		if err != nil || env.AccountID != w.AccountID || !w.Subscribes(env.Event) {
 			// The fan-out terminates such messages too; they were never deliverable.
@@ -73,6 +75,7 @@ func (s *Service) RecoverEvents(ctx context.Context, p domain.Principal, webhook
 		}
 		if queued {
 			r.DeliveriesQueued++
+			s.metrics.RecoveryDeliveries.Inc()
 		}
 		if r.EventsScanned%1000 == 0 {
 			s.log.InfoContext(ctx, "recovering events", "webhook_id", w.ID, "events_scanned", r.EventsScanned, "deliveries_queued", r.DeliveriesQueued)
