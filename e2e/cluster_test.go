@@ -234,7 +234,7 @@ func clusterAccount(ctx context.Context, t *testing.T, stack *devstack.Stack, ur
 		t.Fatal(err)
 	}
 	for _, u := range urls {
-		wh, err := hooks.CreateWebhook(ctx, &webhooksv1.CreateWebhookRequest{Url: u, EventTypes: []string{event.NewContact}, Enabled: true})
+		wh, err := hooks.CreateWebhook(ctx, &webhooksv1.CreateWebhookRequest{Url: u, EventTypes: []string{event.NewContact}})
 		if err != nil {
 			t.Fatal(err)
 		}
