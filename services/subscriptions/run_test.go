@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -9,7 +10,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/santhosh-tekuri/jsonschema/v6"
 	"go.uber.org/goleak"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	webhooksv1 "github.com/customertext/webhooks/libs/gen/customertext/webhooks/v1"
 )
@@ -143,9 +146,55 @@ func TestListEventTypes(t *testing.T) {
 			!strings.Contains(et.GetSamplePayload(), accountID) {
 			t.Errorf("event type %s: description %q sample %q", et.GetName(), et.GetDescription(), et.GetSamplePayload())
 		}
+		checkBodySchema(t, et)
 	}
 	want := "new_contact contact_updated contact_opt_out inbound_message keyword_opt_in campaign_sent"
 	if got := strings.Join(names, " "); got != want {
 		t.Errorf("names: got %q, want %q", got, want)
+	}
+}
+
+// checkBodySchema compiles the type's body schema with a JSON Schema validator: the sample
+// body passes, the sample without data or with a data field of the wrong type does not.
+func checkBodySchema(t *testing.T, et *webhooksv1.EventType) {
+	t.Helper()
+	raw, err := protojson.Marshal(et.GetBodySchema())
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := jsonschema.NewCompiler()
+	if err := c.AddResource("body.json", doc); err != nil {
+		t.Fatal(err)
+	}
+	schema, err := c.Compile("body.json")
+	if err != nil {
+		t.Fatalf("event type %s: body schema does not compile: %v", et.GetName(), err)
+	}
+	parse := func(s string) map[string]any {
+		v, err := jsonschema.UnmarshalJSON(strings.NewReader(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v.(map[string]any)
+	}
+	if err := schema.Validate(parse(et.GetSamplePayload())); err != nil {
+		t.Errorf("event type %s: sample does not match its schema: %v", et.GetName(), err)
+	}
+	noData := parse(et.GetSamplePayload())
+	delete(noData, "data")
+	if schema.Validate(noData) == nil {
+		t.Errorf("event type %s: a body without data passes the schema", et.GetName())
+	}
+	wrong := parse(et.GetSamplePayload())
+	for k := range wrong["data"].(map[string]any) {
+		wrong["data"].(map[string]any)[k] = map[string]any{"not": "this"}
+		break
+	}
+	if schema.Validate(wrong) == nil {
+		t.Errorf("event type %s: a data field of the wrong type passes the schema", et.GetName())
 	}
 }

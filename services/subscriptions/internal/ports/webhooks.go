@@ -240,8 +240,12 @@ func (s *WebhookServer) ListEventTypes(ctx context.Context, _ *webhooksv1.ListEv
 		if err != nil {
 			return nil, toStatus(ctx, s.log, err)
 		}
+		schema, err := bodySchema(spec.Sample.ProtoReflect().Descriptor())
+		if err != nil {
+			return nil, toStatus(ctx, s.log, err)
+		}
 		out.EventTypes = append(out.EventTypes, &webhooksv1.EventType{
-			Name: spec.Name, Description: spec.Description, SamplePayload: string(body)})
+			Name: spec.Name, Description: spec.Description, SamplePayload: string(body), BodySchema: schema})
 	}
 	return out, nil
 }

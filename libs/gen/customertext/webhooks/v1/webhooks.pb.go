@@ -1856,6 +1856,9 @@ type EventType struct {
 	Description string                 `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
 	// A complete sample webhook body (JSON) for this type.
 	SamplePayload string `protobuf:"bytes,3,opt,name=sample_payload,json=samplePayload,proto3" json:"sample_payload,omitempty"`
+	// JSON Schema of the webhook body of this type, its "data" fields included (for integrations
+	// that declare output fields, e.g. Zapier and Make).
+	BodySchema    *structpb.Struct `protobuf:"bytes,4,opt,name=body_schema,json=bodySchema,proto3" json:"body_schema,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1909,6 +1912,13 @@ func (x *EventType) GetSamplePayload() string {
 		return x.SamplePayload
 	}
 	return ""
+}
+
+func (x *EventType) GetBodySchema() *structpb.Struct {
+	if x != nil {
+		return x.BodySchema
+	}
+	return nil
 }
 
 type ListEventTypesResponse struct {
@@ -2654,11 +2664,13 @@ const file_customertext_webhooks_v1_webhooks_proto_rawDesc = "" +
 	"\awebhook\x18\x01 \x01(\v2!.customertext.webhooks.v1.WebhookR\awebhook\x12%\n" +
 	"\x0esigning_secret\x18\x02 \x01(\tR\rsigningSecret\x12Y\n" +
 	"\x1bprevious_secret_expire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x18previousSecretExpireTime\"\x17\n" +
-	"\x15ListEventTypesRequest\"h\n" +
+	"\x15ListEventTypesRequest\"\xa2\x01\n" +
 	"\tEventType\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12%\n" +
-	"\x0esample_payload\x18\x03 \x01(\tR\rsamplePayload\"^\n" +
+	"\x0esample_payload\x18\x03 \x01(\tR\rsamplePayload\x128\n" +
+	"\vbody_schema\x18\x04 \x01(\v2\x17.google.protobuf.StructR\n" +
+	"bodySchema\"^\n" +
 	"\x16ListEventTypesResponse\x12D\n" +
 	"\vevent_types\x18\x01 \x03(\v2#.customertext.webhooks.v1.EventTypeR\n" +
 	"eventTypes\"v\n" +
@@ -2814,54 +2826,55 @@ var file_customertext_webhooks_v1_webhooks_proto_depIdxs = []int32{
 	45, // 24: customertext.webhooks.v1.RedeliverFailedRequest.end_time:type_name -> google.protobuf.Timestamp
 	1,  // 25: customertext.webhooks.v1.RotateSigningSecretResponse.webhook:type_name -> customertext.webhooks.v1.Webhook
 	45, // 26: customertext.webhooks.v1.RotateSigningSecretResponse.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
-	31, // 27: customertext.webhooks.v1.ListEventTypesResponse.event_types:type_name -> customertext.webhooks.v1.EventType
-	45, // 28: customertext.webhooks.v1.RecoverEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	47, // 29: customertext.webhooks.v1.ListEventSamplesResponse.samples:type_name -> google.protobuf.Struct
-	45, // 30: customertext.webhooks.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
-	45, // 31: customertext.webhooks.v1.ApiKey.last_used_time:type_name -> google.protobuf.Timestamp
-	37, // 32: customertext.webhooks.v1.IssueApiKeyResponse.api_key:type_name -> customertext.webhooks.v1.ApiKey
-	37, // 33: customertext.webhooks.v1.ListApiKeysResponse.api_keys:type_name -> customertext.webhooks.v1.ApiKey
-	5,  // 34: customertext.webhooks.v1.WebhookService.CreateWebhook:input_type -> customertext.webhooks.v1.CreateWebhookRequest
-	7,  // 35: customertext.webhooks.v1.WebhookService.GetWebhook:input_type -> customertext.webhooks.v1.GetWebhookRequest
-	9,  // 36: customertext.webhooks.v1.WebhookService.ListWebhooks:input_type -> customertext.webhooks.v1.ListWebhooksRequest
-	11, // 37: customertext.webhooks.v1.WebhookService.UpdateWebhook:input_type -> customertext.webhooks.v1.UpdateWebhookRequest
-	13, // 38: customertext.webhooks.v1.WebhookService.DeleteWebhook:input_type -> customertext.webhooks.v1.DeleteWebhookRequest
-	15, // 39: customertext.webhooks.v1.WebhookService.EnableWebhook:input_type -> customertext.webhooks.v1.EnableWebhookRequest
-	17, // 40: customertext.webhooks.v1.WebhookService.DisableWebhook:input_type -> customertext.webhooks.v1.DisableWebhookRequest
-	19, // 41: customertext.webhooks.v1.WebhookService.SendTestEvent:input_type -> customertext.webhooks.v1.SendTestEventRequest
-	22, // 42: customertext.webhooks.v1.WebhookService.ListDeliveryAttempts:input_type -> customertext.webhooks.v1.ListDeliveryAttemptsRequest
-	24, // 43: customertext.webhooks.v1.WebhookService.RedeliverDelivery:input_type -> customertext.webhooks.v1.RedeliverDeliveryRequest
-	26, // 44: customertext.webhooks.v1.WebhookService.RedeliverFailed:input_type -> customertext.webhooks.v1.RedeliverFailedRequest
-	33, // 45: customertext.webhooks.v1.WebhookService.RecoverEvents:input_type -> customertext.webhooks.v1.RecoverEventsRequest
-	28, // 46: customertext.webhooks.v1.WebhookService.RotateSigningSecret:input_type -> customertext.webhooks.v1.RotateSigningSecretRequest
-	30, // 47: customertext.webhooks.v1.WebhookService.ListEventTypes:input_type -> customertext.webhooks.v1.ListEventTypesRequest
-	35, // 48: customertext.webhooks.v1.WebhookService.ListEventSamples:input_type -> customertext.webhooks.v1.ListEventSamplesRequest
-	38, // 49: customertext.webhooks.v1.WebhookService.IssueApiKey:input_type -> customertext.webhooks.v1.IssueApiKeyRequest
-	40, // 50: customertext.webhooks.v1.WebhookService.ListApiKeys:input_type -> customertext.webhooks.v1.ListApiKeysRequest
-	42, // 51: customertext.webhooks.v1.WebhookService.RevokeApiKey:input_type -> customertext.webhooks.v1.RevokeApiKeyRequest
-	6,  // 52: customertext.webhooks.v1.WebhookService.CreateWebhook:output_type -> customertext.webhooks.v1.CreateWebhookResponse
-	8,  // 53: customertext.webhooks.v1.WebhookService.GetWebhook:output_type -> customertext.webhooks.v1.GetWebhookResponse
-	10, // 54: customertext.webhooks.v1.WebhookService.ListWebhooks:output_type -> customertext.webhooks.v1.ListWebhooksResponse
-	12, // 55: customertext.webhooks.v1.WebhookService.UpdateWebhook:output_type -> customertext.webhooks.v1.UpdateWebhookResponse
-	14, // 56: customertext.webhooks.v1.WebhookService.DeleteWebhook:output_type -> customertext.webhooks.v1.DeleteWebhookResponse
-	16, // 57: customertext.webhooks.v1.WebhookService.EnableWebhook:output_type -> customertext.webhooks.v1.EnableWebhookResponse
-	18, // 58: customertext.webhooks.v1.WebhookService.DisableWebhook:output_type -> customertext.webhooks.v1.DisableWebhookResponse
-	20, // 59: customertext.webhooks.v1.WebhookService.SendTestEvent:output_type -> customertext.webhooks.v1.SendTestEventResponse
-	23, // 60: customertext.webhooks.v1.WebhookService.ListDeliveryAttempts:output_type -> customertext.webhooks.v1.ListDeliveryAttemptsResponse
-	25, // 61: customertext.webhooks.v1.WebhookService.RedeliverDelivery:output_type -> customertext.webhooks.v1.RedeliverDeliveryResponse
-	27, // 62: customertext.webhooks.v1.WebhookService.RedeliverFailed:output_type -> customertext.webhooks.v1.RedeliverFailedResponse
-	34, // 63: customertext.webhooks.v1.WebhookService.RecoverEvents:output_type -> customertext.webhooks.v1.RecoverEventsResponse
-	29, // 64: customertext.webhooks.v1.WebhookService.RotateSigningSecret:output_type -> customertext.webhooks.v1.RotateSigningSecretResponse
-	32, // 65: customertext.webhooks.v1.WebhookService.ListEventTypes:output_type -> customertext.webhooks.v1.ListEventTypesResponse
-	36, // 66: customertext.webhooks.v1.WebhookService.ListEventSamples:output_type -> customertext.webhooks.v1.ListEventSamplesResponse
-	39, // 67: customertext.webhooks.v1.WebhookService.IssueApiKey:output_type -> customertext.webhooks.v1.IssueApiKeyResponse
-	41, // 68: customertext.webhooks.v1.WebhookService.ListApiKeys:output_type -> customertext.webhooks.v1.ListApiKeysResponse
-	43, // 69: customertext.webhooks.v1.WebhookService.RevokeApiKey:output_type -> customertext.webhooks.v1.RevokeApiKeyResponse
-	52, // [52:70] is the sub-list for method output_type
-	34, // [34:52] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	47, // 27: customertext.webhooks.v1.EventType.body_schema:type_name -> google.protobuf.Struct
+	31, // 28: customertext.webhooks.v1.ListEventTypesResponse.event_types:type_name -> customertext.webhooks.v1.EventType
+	45, // 29: customertext.webhooks.v1.RecoverEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	47, // 30: customertext.webhooks.v1.ListEventSamplesResponse.samples:type_name -> google.protobuf.Struct
+	45, // 31: customertext.webhooks.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	45, // 32: customertext.webhooks.v1.ApiKey.last_used_time:type_name -> google.protobuf.Timestamp
+	37, // 33: customertext.webhooks.v1.IssueApiKeyResponse.api_key:type_name -> customertext.webhooks.v1.ApiKey
+	37, // 34: customertext.webhooks.v1.ListApiKeysResponse.api_keys:type_name -> customertext.webhooks.v1.ApiKey
+	5,  // 35: customertext.webhooks.v1.WebhookService.CreateWebhook:input_type -> customertext.webhooks.v1.CreateWebhookRequest
+	7,  // 36: customertext.webhooks.v1.WebhookService.GetWebhook:input_type -> customertext.webhooks.v1.GetWebhookRequest
+	9,  // 37: customertext.webhooks.v1.WebhookService.ListWebhooks:input_type -> customertext.webhooks.v1.ListWebhooksRequest
+	11, // 38: customertext.webhooks.v1.WebhookService.UpdateWebhook:input_type -> customertext.webhooks.v1.UpdateWebhookRequest
+	13, // 39: customertext.webhooks.v1.WebhookService.DeleteWebhook:input_type -> customertext.webhooks.v1.DeleteWebhookRequest
+	15, // 40: customertext.webhooks.v1.WebhookService.EnableWebhook:input_type -> customertext.webhooks.v1.EnableWebhookRequest
+	17, // 41: customertext.webhooks.v1.WebhookService.DisableWebhook:input_type -> customertext.webhooks.v1.DisableWebhookRequest
+	19, // 42: customertext.webhooks.v1.WebhookService.SendTestEvent:input_type -> customertext.webhooks.v1.SendTestEventRequest
+	22, // 43: customertext.webhooks.v1.WebhookService.ListDeliveryAttempts:input_type -> customertext.webhooks.v1.ListDeliveryAttemptsRequest
+	24, // 44: customertext.webhooks.v1.WebhookService.RedeliverDelivery:input_type -> customertext.webhooks.v1.RedeliverDeliveryRequest
+	26, // 45: customertext.webhooks.v1.WebhookService.RedeliverFailed:input_type -> customertext.webhooks.v1.RedeliverFailedRequest
+	33, // 46: customertext.webhooks.v1.WebhookService.RecoverEvents:input_type -> customertext.webhooks.v1.RecoverEventsRequest
+	28, // 47: customertext.webhooks.v1.WebhookService.RotateSigningSecret:input_type -> customertext.webhooks.v1.RotateSigningSecretRequest
+	30, // 48: customertext.webhooks.v1.WebhookService.ListEventTypes:input_type -> customertext.webhooks.v1.ListEventTypesRequest
+	35, // 49: customertext.webhooks.v1.WebhookService.ListEventSamples:input_type -> customertext.webhooks.v1.ListEventSamplesRequest
+	38, // 50: customertext.webhooks.v1.WebhookService.IssueApiKey:input_type -> customertext.webhooks.v1.IssueApiKeyRequest
+	40, // 51: customertext.webhooks.v1.WebhookService.ListApiKeys:input_type -> customertext.webhooks.v1.ListApiKeysRequest
+	42, // 52: customertext.webhooks.v1.WebhookService.RevokeApiKey:input_type -> customertext.webhooks.v1.RevokeApiKeyRequest
+	6,  // 53: customertext.webhooks.v1.WebhookService.CreateWebhook:output_type -> customertext.webhooks.v1.CreateWebhookResponse
+	8,  // 54: customertext.webhooks.v1.WebhookService.GetWebhook:output_type -> customertext.webhooks.v1.GetWebhookResponse
+	10, // 55: customertext.webhooks.v1.WebhookService.ListWebhooks:output_type -> customertext.webhooks.v1.ListWebhooksResponse
+	12, // 56: customertext.webhooks.v1.WebhookService.UpdateWebhook:output_type -> customertext.webhooks.v1.UpdateWebhookResponse
+	14, // 57: customertext.webhooks.v1.WebhookService.DeleteWebhook:output_type -> customertext.webhooks.v1.DeleteWebhookResponse
+	16, // 58: customertext.webhooks.v1.WebhookService.EnableWebhook:output_type -> customertext.webhooks.v1.EnableWebhookResponse
+	18, // 59: customertext.webhooks.v1.WebhookService.DisableWebhook:output_type -> customertext.webhooks.v1.DisableWebhookResponse
+	20, // 60: customertext.webhooks.v1.WebhookService.SendTestEvent:output_type -> customertext.webhooks.v1.SendTestEventResponse
+	23, // 61: customertext.webhooks.v1.WebhookService.ListDeliveryAttempts:output_type -> customertext.webhooks.v1.ListDeliveryAttemptsResponse
+	25, // 62: customertext.webhooks.v1.WebhookService.RedeliverDelivery:output_type -> customertext.webhooks.v1.RedeliverDeliveryResponse
+	27, // 63: customertext.webhooks.v1.WebhookService.RedeliverFailed:output_type -> customertext.webhooks.v1.RedeliverFailedResponse
+	34, // 64: customertext.webhooks.v1.WebhookService.RecoverEvents:output_type -> customertext.webhooks.v1.RecoverEventsResponse
+	29, // 65: customertext.webhooks.v1.WebhookService.RotateSigningSecret:output_type -> customertext.webhooks.v1.RotateSigningSecretResponse
+	32, // 66: customertext.webhooks.v1.WebhookService.ListEventTypes:output_type -> customertext.webhooks.v1.ListEventTypesResponse
+	36, // 67: customertext.webhooks.v1.WebhookService.ListEventSamples:output_type -> customertext.webhooks.v1.ListEventSamplesResponse
+	39, // 68: customertext.webhooks.v1.WebhookService.IssueApiKey:output_type -> customertext.webhooks.v1.IssueApiKeyResponse
+	41, // 69: customertext.webhooks.v1.WebhookService.ListApiKeys:output_type -> customertext.webhooks.v1.ListApiKeysResponse
+	43, // 70: customertext.webhooks.v1.WebhookService.RevokeApiKey:output_type -> customertext.webhooks.v1.RevokeApiKeyResponse
+	53, // [53:71] is the sub-list for method output_type
+	35, // [35:53] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_customertext_webhooks_v1_webhooks_proto_init() }
