@@ -211,6 +211,14 @@ func TestHTTPEveryOperation(t *testing.T) {
 	if len(attempts.Attempts) != 1 || attempts.Attempts[0].WebhookID != wh.ID || !attempts.Attempts[0].Test {
 		t.Fatalf("attempts: got %+v, want the one test attempt", attempts.Attempts)
 	}
+	c.call("GET", "/v1/attempts?outcome=OUTCOME_SUCCEEDED&event_type=new_contact", admin, nil, 200, &attempts)
+	if len(attempts.Attempts) != 1 || attempts.Attempts[0].WebhookID != wh.ID {
+		t.Fatalf("attempts of the account: got %+v, want the one test attempt", attempts.Attempts)
+	}
+	c.call("GET", "/v1/attempts?outcome=OUTCOME_DEAD_LETTERED", admin, nil, 200, &attempts)
+	if len(attempts.Attempts) != 0 {
+		t.Fatalf("dead-lettered attempts: got %+v, want none", attempts.Attempts)
+	}
 	// Test attempts are not deliveries: redelivering one is a 404, like any unknown delivery.
 	c.wantError("POST", "/v1/deliveries/del_unknown:redeliver", admin, map[string]any{}, 404, "NOT_FOUND")
 	var redelivered struct {

@@ -2711,7 +2711,7 @@ const file_customertext_webhooks_v1_webhooks_proto_rawDesc = "" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11OUTCOME_SUCCEEDED\x10\x01\x12\x14\n" +
 	"\x10OUTCOME_RETRYING\x10\x02\x12\x19\n" +
-	"\x15OUTCOME_DEAD_LETTERED\x10\x032\xda\x15\n" +
+	"\x15OUTCOME_DEAD_LETTERED\x10\x032\xea\x15\n" +
 	"\x0eWebhookService\x12\x89\x01\n" +
 	"\rCreateWebhook\x12..customertext.webhooks.v1.CreateWebhookRequest\x1a/.customertext.webhooks.v1.CreateWebhookResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/webhooks\x12\x82\x01\n" +
 	"\n" +
@@ -2721,8 +2721,8 @@ const file_customertext_webhooks_v1_webhooks_proto_rawDesc = "" +
 	"\rDeleteWebhook\x12..customertext.webhooks.v1.DeleteWebhookRequest\x1a/.customertext.webhooks.v1.DeleteWebhookResponse\"\x19\x82\xd3\xe4\x93\x02\x13*\x11/v1/webhooks/{id}\x12\x95\x01\n" +
 	"\rEnableWebhook\x12..customertext.webhooks.v1.EnableWebhookRequest\x1a/.customertext.webhooks.v1.EnableWebhookResponse\"#\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/v1/webhooks/{id}:enable\x12\x99\x01\n" +
 	"\x0eDisableWebhook\x12/.customertext.webhooks.v1.DisableWebhookRequest\x1a0.customertext.webhooks.v1.DisableWebhookResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*\"\x19/v1/webhooks/{id}:disable\x12\x93\x01\n" +
-	"\rSendTestEvent\x12..customertext.webhooks.v1.SendTestEventRequest\x1a/.customertext.webhooks.v1.SendTestEventResponse\"!\x82\xd3\xe4\x93\x02\x1b:\x01*\"\x16/v1/webhooks/{id}:test\x12\xb1\x01\n" +
-	"\x14ListDeliveryAttempts\x125.customertext.webhooks.v1.ListDeliveryAttemptsRequest\x1a6.customertext.webhooks.v1.ListDeliveryAttemptsResponse\"*\x82\xd3\xe4\x93\x02$\x12\"/v1/webhooks/{webhook_id}/attempts\x12\xaf\x01\n" +
+	"\rSendTestEvent\x12..customertext.webhooks.v1.SendTestEventRequest\x1a/.customertext.webhooks.v1.SendTestEventResponse\"!\x82\xd3\xe4\x93\x02\x1b:\x01*\"\x16/v1/webhooks/{id}:test\x12\xc1\x01\n" +
+	"\x14ListDeliveryAttempts\x125.customertext.webhooks.v1.ListDeliveryAttemptsRequest\x1a6.customertext.webhooks.v1.ListDeliveryAttemptsResponse\":\x82\xd3\xe4\x93\x024Z\x0e\x12\f/v1/attempts\x12\"/v1/webhooks/{webhook_id}/attempts\x12\xaf\x01\n" +
 	"\x11RedeliverDelivery\x122.customertext.webhooks.v1.RedeliverDeliveryRequest\x1a3.customertext.webhooks.v1.RedeliverDeliveryResponse\"1\x82\xd3\xe4\x93\x02+:\x01*\"&/v1/deliveries/{delivery_id}:redeliver\x12\xac\x01\n" +
 	"\x0fRedeliverFailed\x120.customertext.webhooks.v1.RedeliverFailedRequest\x1a1.customertext.webhooks.v1.RedeliverFailedResponse\"4\x82\xd3\xe4\x93\x02.:\x01*\")/v1/webhooks/{webhook_id}:redeliverFailed\x12\x9e\x01\n" +
 	"\rRecoverEvents\x12..customertext.webhooks.v1.RecoverEventsRequest\x1a/.customertext.webhooks.v1.RecoverEventsResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/webhooks/{webhook_id}:recover\x12\xad\x01\n" +

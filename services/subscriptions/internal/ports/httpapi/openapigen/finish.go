@@ -139,6 +139,10 @@ func finish(ctx context.Context, raw []byte) (*openapi3.T, error) {
 		}
 		doc.Paths.Value("/v1/webhooks/{id}").Patch = patch.Patch
 	}
+	// An additional binding repeats its method's operation id, which must be unique.
+	if item := doc.Paths.Value("/v1/attempts"); item != nil && item.Get != nil {
+		item.Get.OperationID += "_All"
+	}
 	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
 			fixResponses(doc.Components.Responses, webhookBody, path, method, op)
