@@ -77,6 +77,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			return nil, fmt.Errorf("register contacts metrics: %w", err)
 		}
 	}
+	for _, src := range []domain.Source{domain.SourceManual, domain.SourceImport, domain.SourceKeywordOptIn, domain.SourceInbound} {
+		m.created.WithLabelValues(string(src))
+	}
 	return m, nil
 }
 

@@ -190,6 +190,7 @@ func (f *Fanout) process(ctx context.Context, batch []jetstream.Msg) {
 		if p.err != nil {
 			// Redelivered later; the jobs already stored are deduplicated then.
 			f.logger.Warn("fan-out failed; the event will be redelivered", "subject", p.msg.Subject(), "error", p.err)
+			f.metrics.PlatformFailures.WithLabelValues(metrics.StageFanout).Inc()
 			_ = p.msg.NakWithDelay(time.Second)
 			continue
 		}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/customertext/webhooks/libs/event"
 )
 
 // Delivery outcomes, the "outcome" label of DeliveriesTotal.
@@ -16,6 +18,15 @@ const (
 	OutcomeGone         = "gone"
 	// OutcomeDropped is a job whose webhook was deleted or disabled.
 	OutcomeDropped = "dropped"
+)
+
+// Stages of PlatformFailures: where the platform itself (not a customer's endpoint) failed to
+// move a job on. Each is followed by a redelivery, so nothing is lost, but the delivery is late.
+const (
+	StageFanout = "fanout" // an event's jobs were not all stored
+	StageLookup = "lookup" // the webhook's configuration could not be read
+	StageSettle = "settle" // an attempt's retry schedule or record was not stored
+	StageDefer  = "defer"  // a deferral could not be scheduled
 )
 
 // Metrics are the dispatcher's instruments.
@@ -35,6 +46,13 @@ type Metrics struct {
 	InvalidJobs     prometheus.Counter
 	InFlight        prometheus.Gauge
 	QueueWait       *prometheus.HistogramVec // lane: time from ready (or scheduled) to pickup
+	// FirstAttemptDelay is the pipeline's own latency, the SLO's: from the event to the start of
+	// its first HTTP attempt, by lane. Jobs deferred because their endpoint was busy or its
+	// circuit open are left out (the endpoint's doing, not the platform's).
+	FirstAttemptDelay *prometheus.HistogramVec
+	// PlatformFailures counts jobs the platform failed to move on, by stage: the bad events of the
+	// delivery availability SLO (failures of customers' endpoints are not among them).
+	PlatformFailures *prometheus.CounterVec
 
 	// Consumers, polled.
 	ConsumerPending    *prometheus.GaugeVec // consumer
@@ -76,6 +94,12 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		QueueWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "dispatcher_queue_wait_seconds",
 			Help:    "Time a ready job waited in the stream before a worker picked it up, by lane.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 3, 12)}, []string{"lane"}),
+		FirstAttemptDelay: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "dispatcher_first_attempt_delay_seconds",
+			Help:    "Time from an event to the start of its first HTTP attempt, by lane (deferrals for busy or open-circuit endpoints excluded).",
+			Buckets: []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800}}, []string{"lane"}),
+		PlatformFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dispatcher_platform_failures_total",
+			Help: "Jobs the platform failed to move on and left for redelivery, by stage (fanout, lookup, settle, defer)."},
+			[]string{"stage"}),
 		ConsumerPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "dispatcher_consumer_pending",
 			Help: "Messages not yet delivered to the consumer (num_pending), by consumer."}, []string{"consumer"}),
 		ConsumerAckPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "dispatcher_consumer_ack_pending",
@@ -89,10 +113,45 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 	}
 	for _, c := range []prometheus.Collector{m.EventsTotal, m.EventsInvalid, m.JobsCreated, m.DeliveriesTotal,
 		m.AttemptDuration, m.EndToEnd, m.RetriesTotal, m.DeadLetters, m.Deferred, m.InvalidJobs, m.InFlight,
-		m.QueueWait, m.ConsumerPending, m.ConsumerAckPending, m.LaneBacklog, m.BulkLimit, m.Replicas} {
+		m.QueueWait, m.FirstAttemptDelay, m.PlatformFailures, m.ConsumerPending, m.ConsumerAckPending, m.LaneBacklog, m.BulkLimit, m.Replicas} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register dispatcher metrics: %w", err)
 		}
 	}
+	m.initialise()
 	return m, nil
+}
+
+// initialise creates the series of every known label value at 0: a counter that has not moved
+// yet is a 0 on the dashboard and in rate(), not "no data".
+func (m *Metrics) initialise() {
+	eventTypes := []string{event.NewContact, event.ContactUpdated, event.ContactOptOut, event.InboundMessage,
+		event.KeywordOptIn, event.CampaignSent, "unknown"}
+	outcomes := []string{OutcomeSucceeded, OutcomeRetrying, OutcomeDeadLettered, OutcomeGone, OutcomeDropped}
+	for _, r := range []string{"fanned_out", "no_match"} {
+		m.EventsTotal.WithLabelValues(r)
+	}
+	for _, r := range []string{"bad_subject", "unknown_type", "unparseable", "subject_mismatch"} {
+		m.EventsInvalid.WithLabelValues(r)
+	}
+	for _, r := range []string{"circuit_open", "endpoint_busy", "lookup_failed"} {
+		m.Deferred.WithLabelValues(r)
+	}
+	for _, s := range []string{StageFanout, StageLookup, StageSettle, StageDefer} {
+		m.PlatformFailures.WithLabelValues(s)
+	}
+	for _, r := range []string{"success", "failure"} {
+		m.AttemptDuration.WithLabelValues(r)
+	}
+	for _, l := range []string{"default", "bulk"} {
+		m.JobsCreated.WithLabelValues(l)
+		m.QueueWait.WithLabelValues(l)
+		m.FirstAttemptDelay.WithLabelValues(l)
+	}
+	for _, et := range eventTypes {
+		m.EndToEnd.WithLabelValues(et)
+		for _, o := range outcomes {
+			m.DeliveriesTotal.WithLabelValues(et, o)
+		}
+	}
 }

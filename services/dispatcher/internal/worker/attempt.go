@@ -25,6 +25,10 @@ import (
 	"github.com/customertext/webhooks/services/dispatcher/internal/metrics"
 )
 
+// deferredHeader marks a job deferred for its endpoint's sake (busy, circuit open); its value is
+// the reason. It travels with the job through the schedule.
+const deferredHeader = "Ct-Deferred"
+
 // errWebhookDisabled is the error of the dead-letter record of a job whose webhook is disabled.
 const errWebhookDisabled = "webhook is disabled; not delivered (redeliver after enabling it)"
 
@@ -60,6 +64,7 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg, st *laneState, rel
 	switch {
 	case err != nil:
 		log.Warn("webhook lookup failed; rescheduling", "error", err)
+		p.metrics.PlatformFailures.WithLabelValues(metrics.StageLookup).Inc()
 		p.deferJob(ctx, msg, job, lane, 5*time.Second, "lookup_failed")
 		return
 	case !found || hook.AccountID != job.GetAccountId():
@@ -103,6 +108,9 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg, st *laneState, rel
 	}
 	timeout = min(timeout, p.cfg.MaxTimeout)
 	started := p.now()
+	if et := job.GetEventTime(); et != nil && job.GetAttempt() == 1 && msg.Headers().Get(deferredHeader) == "" {
+		p.metrics.FirstAttemptDelay.WithLabelValues(lane).Observe(max(started.Sub(et.AsTime()), 0).Seconds())
+	}
 	stopKeepAlive := p.keepAlive(msg, timeout)
 	res := p.sender.Send(ctx, delivery.Request{
 		URL:             hook.URL,
@@ -154,6 +162,7 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg, st *laneState, rel
 		sched, err = ScheduleMsg(next, lane, at, fmt.Sprintf("%s.%d", job.GetDeliveryId(), next.GetAttempt()), msg.Headers())
 		if err != nil {
 			log.Error("build retry schedule", "error", err)
+			p.metrics.PlatformFailures.WithLabelValues(metrics.StageSettle).Inc()
 			_ = msg.NakWithDelay(time.Second)
 			return
 		}
@@ -181,6 +190,7 @@ func (p *Pool) settle(ctx context.Context, msg jetstream.Msg, log *slog.Logger, 
 		f, err := p.js.PublishMsgAsync(sched)
 		if err != nil {
 			log.Warn("publish retry schedule failed; job will be redelivered", "error", err)
+			p.metrics.PlatformFailures.WithLabelValues(metrics.StageSettle).Inc()
 			_ = msg.NakWithDelay(time.Second)
 			return false
 		}
@@ -193,6 +203,7 @@ func (p *Pool) settle(ctx context.Context, msg jetstream.Msg, log *slog.Logger, 
 	}
 	if err != nil {
 		log.Warn("follow-up not stored; job will be redelivered", "error", err)
+		p.metrics.PlatformFailures.WithLabelValues(metrics.StageSettle).Inc()
 		_ = msg.NakWithDelay(time.Second)
 		return false
 	}
@@ -208,8 +219,13 @@ func (p *Pool) deferJob(ctx context.Context, msg jetstream.Msg, job *webhooksv1.
 	id := fmt.Sprintf("%s.%d.d%d", job.GetDeliveryId(), job.GetAttempt(), at.UnixNano())
 	sched, err := ScheduleMsg(job, lane, at, id, msg.Headers())
 	if err != nil {
+		p.metrics.PlatformFailures.WithLabelValues(metrics.StageDefer).Inc()
 		_ = msg.NakWithDelay(wait)
 		return
+	}
+	if reason != "lookup_failed" {
+		// The endpoint's doing: its late first attempt is not the pipeline's latency.
+		sched.Header.Set(deferredHeader, reason)
 	}
 	f, err := p.js.PublishMsgAsync(sched)
 	if err == nil {
@@ -217,6 +233,7 @@ func (p *Pool) deferJob(ctx context.Context, msg jetstream.Msg, job *webhooksv1.
 	}
 	if err != nil {
 		p.logger.Warn("defer delivery failed; job will be redelivered", "delivery_id", job.GetDeliveryId(), "error", err)
+		p.metrics.PlatformFailures.WithLabelValues(metrics.StageDefer).Inc()
 		_ = msg.NakWithDelay(time.Second)
 		return
 	}

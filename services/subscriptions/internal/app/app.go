@@ -104,6 +104,13 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			return nil, err
 		}
 	}
+	// Series at 0 from the start: dashboards show 0, not "no data", until the first one.
+	for _, o := range []string{"succeeded", "failed"} {
+		m.TestEvents.WithLabelValues(o)
+	}
+	for _, r := range []string{"gone", "failing"} {
+		m.AutoDisabled.WithLabelValues(r)
+	}
 	return m, nil
 }
 
