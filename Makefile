@@ -19,7 +19,7 @@ SERVICES := contacts messaging campaigns subscriptions dispatcher
 # NATS_NODES=3 runs `make dev` and `make bench` on a 3-node JetStream cluster with R3 streams.
 NATS_NODES ?= 1
 
-.PHONY: all dev test lint generate check-generated tools build bench clean postgres
+.PHONY: all dev test lint generate check-generated tools build bench clean postgres rules-test
 
 all: lint test
 
@@ -32,6 +32,11 @@ $(BIN)/protoc-gen-go-grpc:
 
 $(BIN)/protoc-gen-openapi:
 	GOBIN=$(BIN) go install github.com/google/gnostic/cmd/protoc-gen-openapi@$(GNOSTIC_VERSION)
+
+# promtool and prometheus: Debian's package, unpacked into .cache/ (scripts/install-prometheus.sh).
+$(BIN)/promtool:
+	scripts/install-prometheus.sh $(BIN)
+
 
 tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/protoc-gen-openapi
 
@@ -54,6 +59,12 @@ lint: tools
 		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@for m in $(MODULES); do (cd $$m && go vet ./...) || exit 1; done
 	buf lint
+
+## rules-test: check the dev Prometheus config and the alerting/recording rules, and run the rules'
+## promtool unit tests (deploy/prometheus/alerts_test.yml).
+rules-test: $(BIN)/promtool
+	promtool check config deploy/prometheus/prometheus.yml
+	promtool test rules deploy/prometheus/alerts_test.yml
 
 ## build: compile every service binary into .bin/.
 build:
