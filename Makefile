@@ -19,7 +19,7 @@ SERVICES := contacts messaging campaigns subscriptions dispatcher
 # NATS_NODES=3 runs `make dev` and `make bench` on a 3-node JetStream cluster with R3 streams.
 NATS_NODES ?= 1
 
-.PHONY: all dev test lint generate check-generated tools build bench clean postgres rules-test
+.PHONY: all dev test lint generate check-generated tools build bench clean postgres rules-test monitoring
 
 all: lint test
 
@@ -65,6 +65,10 @@ lint: tools
 rules-test: $(BIN)/promtool
 	promtool check config deploy/prometheus/prometheus.yml
 	promtool test rules deploy/prometheus/alerts_test.yml
+
+## monitoring: regenerate k8s/base/monitoring/prometheusrule.yaml from deploy/prometheus/alerts.yml.
+monitoring:
+	scripts/prometheusrule.sh > k8s/base/monitoring/prometheusrule.yaml
 
 ## build: compile every service binary into .bin/.
 build:
