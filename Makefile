@@ -80,7 +80,7 @@ postgres:
 
 ## test: every test of every module, with the race detector, against the machine's PostgreSQL and
 ## an in-process nats-server.
-test: postgres
+test: postgres $(BIN)/promtool
 	@fail=0; for m in $(MODULES); do echo "=== $$m"; (cd $$m && go test -race -count=1 -timeout 15m ./...) || fail=1; done; exit $$fail
 
 ## dev: run the whole platform locally with an embedded NATS server and a demo webhook.

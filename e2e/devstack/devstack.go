@@ -83,6 +83,8 @@ type Stack struct {
 
 	mu    sync.Mutex
 	procs map[string]*Proc
+	// extra are helper processes (Prometheus), stopped before the services.
+	extra []*Proc
 }
 
 // Proc is one service process.
@@ -298,7 +300,8 @@ func (p *Proc) Exited() bool {
 // Stop terminates every service (reverse start order) and the NATS server.
 func (s *Stack) Stop() []error {
 	s.mu.Lock()
-	procs := make([]*Proc, 0, len(s.procs))
+	procs := append([]*Proc(nil), s.extra...)
+	s.extra = nil
 	names := Services()
 	for i := len(names) - 1; i >= 0; i-- {
 		for k, p := range s.procs {

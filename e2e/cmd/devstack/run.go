@@ -25,6 +25,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	dbName := fs.String("database", "customertext_dev", "PostgreSQL database to (re)create and use; its previous content is dropped")
 	receiverAddr := fs.String("receiver-addr", "127.0.0.1:7400", "listen address of the demo webhook receiver")
 	natsNodes := fs.Int("nats-nodes", 1, "1: one embedded nats-server on 127.0.0.1:14222; 3: a 3-node JetStream cluster (processes on random loopback ports) with R3 streams")
+	promBin := fs.String("prometheus", "auto", `prometheus binary to run with the dev scrape config and the alert rules; "auto": the one in -bin or on PATH (Debian's package), if any; "off": none`)
+	promConfig := fs.String("prometheus-config", "../deploy/prometheus/prometheus.yml", "Prometheus scrape config (its rules are read from its folder)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -82,6 +84,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	printRequest(stdout, demo)
 	printGuide(stdout, stack, demo, rcv.URL, *dataDir)
+	startPrometheus(ctx, stdout, stack, bin, *promBin, *promConfig)
 	followReceiver(ctx, stdout, rcv, len(rcv.Requests()))
 	return nil
 }
@@ -170,4 +173,29 @@ func curlExamples(addr string, d devstack.Demo, receiverURL string) string {
 		fmt.Fprintf(&b, "  # %s\n  %s\n", c.What, c.Command(addr, d.AdminKey))
 	}
 	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// startPrometheus runs Prometheus against the stack when a binary is at hand, and says where to
+// look; without one it says how to get one. The platform runs either way.
+func startPrometheus(ctx context.Context, w io.Writer, s *devstack.Stack, binDir, binary, config string) {
+	switch binary {
+	case "off":
+		return
+	case "auto":
+		binary = devstack.FindPrometheus(binDir)
+	}
+	if binary == "" {
+		fmt.Fprintln(w, "Prometheus: not started (no prometheus binary; `apt-get install prometheus`, or `make rules-test`, which unpacks Debian's package into .bin/)")
+		return
+	}
+	addr := devstack.Addr(devstack.PrometheusPort)
+	if _, err := s.StartPrometheus(ctx, devstack.PrometheusConfig{Binary: binary, ConfigFile: config, Addr: addr}); err != nil {
+		fmt.Fprintf(w, "Prometheus: not started: %v\n", err)
+		return
+	}
+	fmt.Fprintf(w, `Prometheus:         http://%[1]s  (deploy/prometheus: scrape config and rules, job per service, namespace "dev")
+  targets http://%[1]s/targets   alerts http://%[1]s/alerts   rules http://%[1]s/rules
+  e.g. http://%[1]s/graph?g0.expr=sum+by+(outcome)+(rate(dispatcher_deliveries_total[1m]))
+  Grafana: import deploy/grafana/*.json with this Prometheus as data source. Runbooks: docs/runbooks/, on-call: docs/oncall.md
+`, addr)
 }
