@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/textproto"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -13,8 +14,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/customertext/webhooks/libs/streams"
+	"github.com/customertext/webhooks/libs/telemetry"
 )
 
 // RelayConfig tunes a Relay; zero values take the defaults.
@@ -31,6 +35,10 @@ type RelayConfig struct {
 	// wait for the dispatchers' fan-out (default 100; negative: never paced). A burst then waits
 	// in its own outbox instead of in the queue every account's events share.
 	MaxFanoutBacklog int
+	// Tracing, when set, records one "publish" span per event (messaging conventions), a child of
+	// the trace the producer stored with the row, and sends the span's context on with the
+	// message; the fan-out continues from it.
+	Tracing *telemetry.Tracing
 }
 
 // Relay publishes outbox rows to JetStream. Several replicas may run against the same table:
@@ -320,8 +328,17 @@ func (r *Relay) drain(ctx context.Context, bulk bool, after int64) (int, int64, 
 }
 
 // publish sends the batch asynchronously and waits until every message is acknowledged.
-func (r *Relay) publish(ctx context.Context, batch []row, bulk bool) error {
+func (r *Relay) publish(ctx context.Context, batch []row, bulk bool) (err error) {
 	futures := make([]jetstream.PubAckFuture, 0, len(batch))
+	var spans []trace.Span
+	defer func() {
+		for _, sp := range spans {
+			if err != nil {
+				sp.SetStatus(codes.Error, err.Error())
+			}
+			sp.End()
+		}
+	}()
 	for _, x := range batch {
 		msg := nats.NewMsg(x.subject)
 		msg.Data = x.body
@@ -334,6 +351,9 @@ func (r *Relay) publish(ctx context.Context, batch []row, bulk bool) error {
 		}
 		if bulk {
 			msg.Header.Set(streams.BulkEventHeader, "1")
+		}
+		if r.cfg.Tracing != nil {
+			spans = append(spans, r.startPublishSpan(ctx, x, msg.Header))
 		}
 		f, err := r.js.PublishMsgAsync(msg, jetstream.WithMsgID(x.eventID))
 		if err != nil {
@@ -385,4 +405,23 @@ func (r *Relay) updateStats(ctx context.Context) {
 	}
 	r.pending.Set(float64(count))
 	r.oldest.Set(age)
+}
+
+// startPublishSpan opens the producer span of one event's publication as a child of the trace
+// stored with its row, and puts the span's context into the message headers in its place.
+func (r *Relay) startPublishSpan(ctx context.Context, x row, h nats.Header) trace.Span {
+	for k, v := range h {
+		// Producers may have stored the headers in any case; the propagator reads canonical keys.
+		if c := textproto.CanonicalMIMEHeaderKey(k); c != k && (c == "Traceparent" || c == "Tracestate") {
+			delete(h, k)
+			h[c] = v
+		}
+	}
+	parent := r.cfg.Tracing.Extract(context.WithoutCancel(ctx), h)
+	m := telemetry.Messaging{Operation: "publish", Type: "publish", Destination: x.subject,
+		Template: "events.{account_id}.{event_type}", MessageID: x.eventID}
+	spanCtx, span := r.cfg.Tracing.Tracer().Start(parent, m.SpanName(),
+		trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(m.Attributes()...))
+	r.cfg.Tracing.Inject(spanCtx, h)
+	return span
 }

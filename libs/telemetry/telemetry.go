@@ -56,20 +56,42 @@ type Tracing struct {
 	shutdown   func(context.Context) error
 }
 
-// NewTracing exports spans to the OTLP/gRPC endpoint (host:port) when it is not empty; otherwise
-// spans are not recorded but trace context is still propagated.
-func NewTracing(ctx context.Context, service, version, otlpEndpoint string) (*Tracing, error) {
+// NewTracing exports spans over OTLP/gRPC when endpoint is not empty; otherwise spans are not
+// recorded but trace context is still propagated. endpoint is a URL ("https://collector:4317";
+// "http://" means plaintext) or, as before, host:port (TLS unless OTEL_EXPORTER_OTLP_INSECURE or
+// OTEL_EXPORTER_OTLP_TRACES_INSECURE is true). Everything else is the standard OpenTelemetry
+// environment, read by the SDK and the exporter themselves: OTEL_EXPORTER_OTLP_HEADERS,
+// _CERTIFICATE, _CLIENT_KEY/_CLIENT_CERTIFICATE, _COMPRESSION, _TIMEOUT (and their _TRACES_
+// forms), OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME (over the service and version given
+// here), OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG (default parentbased_always_on),
+// OTEL_BSP_* for batching.
+func NewTracing(ctx context.Context, service, version, endpoint string) (*Tracing, error) {
 	prop := propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
-	if otlpEndpoint == "" {
+	if endpoint == "" {
 		return &Tracing{Provider: noop.NewTracerProvider(), Propagator: prop, shutdown: func(context.Context) error { return nil }}, nil
 	}
-	exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(otlpEndpoint), otlptracegrpc.WithInsecure())
+	opt := otlptracegrpc.WithEndpoint(endpoint)
+	if strings.Contains(endpoint, "://") {
+		opt = otlptracegrpc.WithEndpointURL(endpoint)
+	}
+	exp, err := otlptracegrpc.New(ctx, opt)
 	if err != nil {
 		return nil, fmt.Errorf("create otlp exporter: %w", err)
 	}
-	res := resource.NewWithAttributes(semconv.SchemaURL, semconv.ServiceName(service), semconv.ServiceVersion(version))
+	// Later options win: the environment's attributes override the built-in service name.
+	res, err := resource.New(ctx,
+		resource.WithAttributes(semconv.ServiceName(service), semconv.ServiceVersion(version)),
+		resource.WithTelemetrySDK(), resource.WithHost(), resource.WithFromEnv())
+	if err != nil {
+		return nil, fmt.Errorf("tracing resource: %w", err)
+	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
 	return &Tracing{Provider: tp, Propagator: prop, shutdown: tp.Shutdown}, nil
+}
+
+// Tracer returns the tracer of the platform's own instrumentation.
+func (t *Tracing) Tracer() trace.Tracer {
+	return t.Provider.Tracer("github.com/customertext/webhooks")
 }
 
 // Shutdown flushes pending spans.

@@ -92,7 +92,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		sms.NewSandbox(pool), metrics, logger, app.SenderConfig{Concurrency: cfg.SendConcurrency})
 	svc := app.NewService(store, sender)
 
-	relay, err := outbox.NewRelay(pool, js, logger, reg, outbox.RelayConfig{Schema: adapters.Schema})
+	relay, err := outbox.NewRelay(pool, js, logger, reg, outbox.RelayConfig{Schema: adapters.Schema, Tracing: tracing})
 	if err != nil {
 		return err
 	}

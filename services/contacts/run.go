@@ -159,7 +159,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	relay, err := outbox.NewRelay(pool, js, logger, reg, outbox.RelayConfig{Schema: adapters.Schema})
+	relay, err := outbox.NewRelay(pool, js, logger, reg, outbox.RelayConfig{Schema: adapters.Schema, Tracing: tracing})
 	if err != nil {
 		return err
 	}

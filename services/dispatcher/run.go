@@ -12,7 +12,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
-	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/customertext/webhooks/libs/delivery"
@@ -128,10 +127,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	replicas := peers.New(nc, streams.DispatcherPeers, uuid.NewString(), 2*time.Second, func(n int) { m.Replicas.Set(float64(n)) })
 	lanes := fanout.NewFairness(cfg.BulkRate, cfg.BulkBurst, replicas.Count)
-	fan := fanout.New(js, fanoutCons, idx, lanes, m, logger, fanout.Config{})
+	fan := fanout.New(js, fanoutCons, idx, lanes, m, logger, fanout.Config{Tracing: tracing})
 	// Leave a few seconds of the shutdown budget for closing connections.
 	drain := max(cfg.ShutdownTimeout-3*time.Second, time.Second)
-	pool, err := worker.New(js, laneCons, sender, syncer, guard, spans{tracing}, m, logger, worker.Config{
+	pool, err := worker.New(js, laneCons, sender, syncer, guard, tracing, m, logger, worker.Config{
 		DefaultTimeout: cfg.DeliveryTimeout,
 		AckWait:        cfg.AckWait,
 		DrainTimeout:   drain,
@@ -191,14 +190,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	logger.Info("dispatcher stopped")
 	return err
-}
-
-// spans adapts the service's tracing to the worker: one client span per attempt.
-type spans struct{ *telemetry.Tracing }
-
-func (s spans) Start(ctx context.Context, name string) (context.Context, func()) {
-	ctx, span := s.Provider.Tracer(serviceName).Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient))
-	return ctx, func() { span.End() }
 }
 
 // laneConsumers names the delivery consumers, one per lane.

@@ -90,7 +90,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	svc := app.NewService(adapters.NewStore(pool, tracing, cfg.Keys), adapters.NewContacts(contactsv1.NewContactServiceClient(contactsConn)),
 		sandbox, sandbox, metrics, logger, app.Config{})
 
-	relay, err := outbox.NewRelay(pool, js, logger, reg, outbox.RelayConfig{Schema: adapters.Schema})
+	relay, err := outbox.NewRelay(pool, js, logger, reg, outbox.RelayConfig{Schema: adapters.Schema, Tracing: tracing})
 	if err != nil {
 		return err
 	}

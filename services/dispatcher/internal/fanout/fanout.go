@@ -16,12 +16,14 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/customertext/webhooks/libs/event"
 	webhooksv1 "github.com/customertext/webhooks/libs/gen/customertext/webhooks/v1"
 	"github.com/customertext/webhooks/libs/streams"
+	"github.com/customertext/webhooks/libs/telemetry"
 	"github.com/customertext/webhooks/services/dispatcher/internal/index"
 	"github.com/customertext/webhooks/services/dispatcher/internal/metrics"
 )
@@ -45,6 +47,8 @@ type Config struct {
 	Batch int
 	// AckTimeout bounds the wait for the jobs' publish acknowledgements.
 	AckTimeout time.Duration
+	// Tracing, when set, records a "process" span per event (trace.go); its jobs carry it on.
+	Tracing *telemetry.Tracing
 }
 
 // Fanout is the fan-out stage.
@@ -134,6 +138,7 @@ type planned struct {
 	msg     jetstream.Msg
 	futures []jetstream.PubAckFuture
 	err     error
+	span    trace.Span // nil without tracing
 }
 
 // process fans out a batch of events: publish every job asynchronously, wait for the acks, then
@@ -142,10 +147,13 @@ func (f *Fanout) process(ctx context.Context, batch []jetstream.Msg) {
 	plans := make([]planned, 0, len(batch))
 	for _, m := range batch {
 		p := planned{msg: m}
+		spanCtx := f.startSpan(ctx, &p)
 		jobs, err := f.plan(m)
+		f.traceJobs(spanCtx, jobs)
 		if err != nil {
 			var inv invalidError
 			if errors.As(err, &inv) {
+				p.endSpan(err)
 				f.metrics.EventsInvalid.WithLabelValues(inv.reason).Inc()
 				f.logger.Warn("terminating invalid event", "subject", m.Subject(), "reason", inv.reason, "error", err)
 				if err := m.TermWithReason(inv.reason); err != nil {
@@ -192,8 +200,10 @@ func (f *Fanout) process(ctx context.Context, batch []jetstream.Msg) {
 			f.logger.Warn("fan-out failed; the event will be redelivered", "subject", p.msg.Subject(), "error", p.err)
 			f.metrics.PlatformFailures.WithLabelValues(metrics.StageFanout).Inc()
 			_ = p.msg.NakWithDelay(time.Second)
+			p.endSpan(p.err)
 			continue
 		}
+		p.endSpan(nil)
 		if len(p.futures) > 0 {
 			f.metrics.EventsTotal.WithLabelValues("fanned_out").Inc()
 		}

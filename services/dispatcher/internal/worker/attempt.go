@@ -53,11 +53,8 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg, st *laneState, rel
 		_ = msg.TermWithReason("invalid delivery job")
 		return
 	}
-	if p.tracer != nil {
-		var end func()
-		ctx, end = p.tracer.Start(p.tracer.Extract(ctx, msg.Headers()), "webhook.deliver")
-		defer end()
-	}
+	ctx, endSpan := p.startDelivery(ctx, msg, job, lane)
+	defer endSpan()
 	log := p.logger.With("delivery_id", job.GetDeliveryId(), "attempt", job.GetAttempt())
 
 	hook, found, err := p.hooks.Lookup(ctx, job.GetWebhookId())
@@ -112,7 +109,8 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg, st *laneState, rel
 		p.metrics.FirstAttemptDelay.WithLabelValues(lane).Observe(max(started.Sub(et.AsTime()), 0).Seconds())
 	}
 	stopKeepAlive := p.keepAlive(msg, timeout)
-	res := p.sender.Send(ctx, delivery.Request{
+	postCtx, endPost := p.startPost(ctx)
+	res := p.sender.Send(postCtx, delivery.Request{
 		URL:             hook.URL,
 		Body:            job.GetPayload(),
 		MsgID:           job.GetEventId(),
@@ -122,6 +120,7 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg, st *laneState, rel
 		Timeout:         timeout,
 	})
 	stopKeepAlive()
+	endPost(res)
 	permit.Done(unhealthy(res))
 	if ctx.Err() != nil && !res.Succeeded() {
 		// Shutdown cut the attempt short: not the endpoint's fault, let another replica retry.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/customertext/webhooks/libs/delivery"
 	"github.com/customertext/webhooks/services/dispatcher/internal/endpoint"
@@ -34,11 +35,11 @@ type Webhooks interface {
 	Lookup(ctx context.Context, id string) (w index.Webhook, found bool, err error)
 }
 
-// Tracer continues the trace a job carries: Extract reads its context from the job's headers
-// and Start opens the span of one attempt (whose context the request's traceparent carries).
+// Tracer continues the trace a job carries (libs/telemetry.Tracing): Extract reads its context
+// from the job's headers, Tracer opens the spans of trace.go.
 type Tracer interface {
 	Extract(ctx context.Context, h nats.Header) context.Context
-	Start(ctx context.Context, name string) (context.Context, func())
+	Tracer() trace.Tracer
 }
 
 // Lane is one ready lane the pool consumes.
