@@ -144,11 +144,52 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (*Cluster, error) {
 			return nil, fmt.Errorf("start nats cluster: %w", err)
 		}
 	}
-	if _, err := c.MetaLeader(ctx); err != nil {
+	if err := c.awaitFormed(ctx); err != nil {
 		c.Shutdown()
 		return nil, fmt.Errorf("start nats cluster: %w", err)
 	}
 	return c, nil
+}
+
+// awaitFormed waits until every node sees the same meta leader with every other peer current.
+// Before that, the first JetStream API request of a client can go unanswered (seen as a stream
+// create that hung until its deadline on a cluster that already had a meta leader).
+func (c *Cluster) awaitFormed(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var last string
+	for {
+		leaders := map[string]bool{}
+		formed := true
+		for _, n := range c.nodes {
+			info, err := n.jsz(ctx)
+			if err != nil || info.Meta == nil || info.Meta.Leader == "" {
+				formed, last = false, fmt.Sprintf("%s: no meta leader (%v)", n.Name, err)
+				break
+			}
+			leaders[info.Meta.Leader] = true
+			if n.Name == info.Meta.Leader {
+				current := 0
+				for _, p := range info.Meta.Replicas {
+					if p.Current && !p.Offline {
+						current++
+					}
+				}
+				if current != len(c.nodes)-1 {
+					formed, last = false, fmt.Sprintf("leader %s: %d of %d peers current", n.Name, current, len(c.nodes)-1)
+				}
+			}
+		}
+		if formed && len(leaders) == 1 {
+			return nil
+		}
+		if len(leaders) > 1 {
+			last = fmt.Sprintf("nodes disagree on the meta leader: %v", leaders)
+		}
+		if err := pause(ctx, 100*time.Millisecond); err != nil {
+			return fmt.Errorf("wait for the cluster to form: %w (last: %s)", err, last)
+		}
+	}
 }
 
 // nodeConfig is one node's nats-server configuration. max_payload matches the embedded server.

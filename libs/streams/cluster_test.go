@@ -379,8 +379,8 @@ func TestClusterScaleR1ToR3(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := streams.Ensure(ctx, js, streams.Config{Replicas: 1}); err != nil {
-		t.Fatal(err)
+	if !streams.EnsureWithRetry(ctx, js, streams.Config{Replicas: 1}, testLogger(t)) {
+		t.Fatal("ensure R1 streams: gave up")
 	}
 	for i := range 50 {
 		if _, err := js.Publish(ctx, streams.EventSubject("acct_r1", "new_contact"), []byte("e"), jetstream.WithMsgID(fmt.Sprintf("evt_%d", i))); err != nil {
@@ -388,14 +388,14 @@ func TestClusterScaleR1ToR3(t *testing.T) {
 		}
 	}
 	// A service that does not own the setting (Replicas 0) keeps R1.
-	if err := streams.Ensure(ctx, js, streams.Config{}); err != nil {
-		t.Fatal(err)
+	if !streams.EnsureWithRetry(ctx, js, streams.Config{}, testLogger(t)) {
+		t.Fatal("ensure with no replica setting: gave up")
 	}
 	if info, err := streamInfo(ctx, js, streams.Events); err != nil || info.Config.Replicas != 1 {
 		t.Fatalf("after Ensure with no replica setting: %+v, %v; want R1 kept", info, err)
 	}
-	if err := streams.Ensure(ctx, js, streams.Config{Replicas: 3}); err != nil {
-		t.Fatalf("scale to R3: %v", err)
+	if !streams.EnsureWithRetry(ctx, js, streams.Config{Replicas: 3}, testLogger(t)) {
+		t.Fatal("scale to R3: gave up")
 	}
 	streamLeader(ctx, t, js, streams.Events)
 	info, err := streamInfo(ctx, js, streams.Events)
@@ -431,11 +431,11 @@ func TestClusterConsumerRightAfterScaleUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := streams.Ensure(ctx, js, streams.Config{}); err != nil {
-		t.Fatal(err)
+	if !streams.EnsureWithRetry(ctx, js, streams.Config{}, testLogger(t)) {
+		t.Fatal("ensure R1 streams: gave up")
 	}
-	if err := streams.Ensure(ctx, js, streams.Config{Replicas: 3}); err != nil {
-		t.Fatal(err)
+	if !streams.EnsureWithRetry(ctx, js, streams.Config{Replicas: 3}, testLogger(t)) {
+		t.Fatal("scale to R3: gave up")
 	}
 	for _, stream := range []string{streams.Events, streams.Deliveries, streams.Attempts} {
 		if _, err := streams.EnsureConsumer(ctx, js, stream, jetstream.ConsumerConfig{
