@@ -75,10 +75,22 @@ type service struct {
 // gRPC health check answers SERVING. It is stopped at cleanup, and run must return nil.
 func startService(t *testing.T, natsURL string) *service {
 	t.Helper()
-	s := &service{grpcAddr: freeAddr(t), adminAddr: freeAddr(t), dbURL: pgtest.NewDatabase(t), logs: &lockedBuffer{}}
+	return startServiceVia(t, natsURL, pgtest.NewDatabase(t), nil)
+}
+
+// startServiceVia is startService on the database dbURL; the service reaches it through
+// serviceDB(dbURL) when serviceDB is not nil (a proxy the test can stop), and s.dbURL stays the
+// direct URL for the test's own assertions.
+func startServiceVia(t *testing.T, natsURL, dbURL string, serviceDB func(string) string) *service {
+	t.Helper()
+	s := &service{grpcAddr: freeAddr(t), adminAddr: freeAddr(t), dbURL: dbURL, logs: &lockedBuffer{}}
+	runDB := dbURL
+	if serviceDB != nil {
+		runDB = serviceDB(dbURL)
+	}
 	env := map[string]string{
 		"NATS_URL":      natsURL,
-		"DATABASE_URL":  s.dbURL,
+		"DATABASE_URL":  runDB,
 		"GRPC_ADDR":     s.grpcAddr,
 		"ADMIN_ADDR":    s.adminAddr,
 		"SERVICE_TOKEN": testToken,

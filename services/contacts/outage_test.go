@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,11 +14,15 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	contactsv1 "github.com/customertext/webhooks/libs/gen/customertext/contacts/v1"
 	"github.com/customertext/webhooks/libs/natsserver"
+	"github.com/customertext/webhooks/libs/pgtest"
 	"github.com/customertext/webhooks/libs/streams"
+	"github.com/customertext/webhooks/libs/tcpproxy"
 )
 
 // TestEventsWaitForNATSAndArePublishedOnce stops the real nats-server, makes changes while it is
@@ -138,4 +143,65 @@ func streamInfo(js jetstream.JetStream) (*jetstream.StreamInfo, error) {
 		return nil, err
 	}
 	return s.Info(ctx)
+}
+
+// TestPostgresOutageAnswersUnavailable puts a TCP proxy between the service and the real
+// PostgreSQL, stops it, and checks that calls during the outage answer UNAVAILABLE (a caller
+// retries those), never INTERNAL, and that calls succeed again once the proxy is back.
+func TestPostgresOutageAnswersUnavailable(t *testing.T) {
+	ns := startNATS(t)
+	dbURL := pgtest.NewDatabase(t)
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatalf("parse database url: %v", err)
+	}
+	proxy, err := tcpproxy.New(u.Host)
+	if err != nil {
+		t.Fatalf("start proxy: %v", err)
+	}
+	t.Cleanup(proxy.Stop)
+	svc := startServiceVia(t, ns.ClientURL(), dbURL, func(string) string {
+		v := *u
+		v.Host = proxy.Addr()
+		return v.String()
+	})
+	existing := mustCreate(t, svc, &contactsv1.Contact{FirstName: "Before", Phone: "+15551230000"})
+
+	proxy.Stop()
+	calls := map[string]func(context.Context) error{
+		"CreateContact": func(ctx context.Context) error {
+			_, err := svc.client.CreateContact(ctx, &contactsv1.CreateContactRequest{AccountId: account,
+				Contact: &contactsv1.Contact{FirstName: "During", Phone: "+15551230001"}})
+			return err
+		},
+		"GetContact": func(ctx context.Context) error {
+			_, err := svc.client.GetContact(ctx, &contactsv1.GetContactRequest{AccountId: account, Id: existing.GetId()})
+			return err
+		},
+		"ListContacts": func(ctx context.Context) error {
+			_, err := svc.client.ListContacts(ctx, &contactsv1.ListContactsRequest{AccountId: account})
+			return err
+		},
+	}
+	for name, call := range calls {
+		// Twice: the first call may find a pooled connection that the outage cut.
+		for i := range 2 {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			err := call(ctx)
+			cancel()
+			if got := status.Code(err); got != codes.Unavailable {
+				t.Errorf("%s #%d during the outage: got %s (%v), want %s", name, i+1, got, err, codes.Unavailable)
+			}
+		}
+	}
+
+	if err := proxy.Start(); err != nil {
+		t.Fatalf("restart proxy: %v", err)
+	}
+	waitFor(t, "CreateContact to succeed after the outage", func() error {
+		return calls["CreateContact"](testCtx(t))
+	})
+	if err := calls["GetContact"](testCtx(t)); err != nil {
+		t.Errorf("GetContact after the outage: %v", err)
+	}
 }

@@ -171,7 +171,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	svc := app.New(app.Deps{
 		Store: adapters.NewStore(pool), Logger: logger, Metrics: metrics, Inject: tracing.Inject,
 	})
-	grpcSrv, err := server.NewGRPC(reg, tracing, auth.ServiceInterceptor(cfg.ServiceToken))
+	grpcSrv, err := server.NewGRPC(reg, tracing, server.StatusInterceptor(logger), auth.ServiceInterceptor(cfg.ServiceToken))
 	if err != nil {
 		return err
 	}

@@ -94,7 +94,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	grpcSrv, err := server.NewGRPC(reg, tracing, auth.ServiceInterceptor(cfg.ServiceToken))
+	grpcSrv, err := server.NewGRPC(reg, tracing, server.StatusInterceptor(logger), auth.ServiceInterceptor(cfg.ServiceToken))
 	if err != nil {
 		return err
 	}

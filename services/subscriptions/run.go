@@ -138,7 +138,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready func(addrs))
 	}
 	writer := ports.NewAttemptLog(cons, svc, ports.AttemptLogConfig{}, logMetrics, logger)
 
-	grpcSrv, err := server.NewGRPC(reg, tracing, ports.AuthInterceptor(svc, cfg.ServiceToken, logger))
+	grpcSrv, err := server.NewGRPC(reg, tracing, server.StatusInterceptor(logger), ports.AuthInterceptor(svc, cfg.ServiceToken, logger))
 	if err != nil {
 		return err
 	}

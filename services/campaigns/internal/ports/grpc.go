@@ -5,6 +5,7 @@ package ports
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	campaignsv1 "github.com/customertext/webhooks/libs/gen/customertext/campaigns/v1"
+	"github.com/customertext/webhooks/libs/server"
 	"github.com/customertext/webhooks/services/campaigns/internal/app"
 	"github.com/customertext/webhooks/services/campaigns/internal/domain"
 )
@@ -77,16 +79,14 @@ func ts(t time.Time) *timestamppb.Timestamp {
 	return timestamppb.New(t)
 }
 
-// status maps use-case errors to gRPC status codes, in one place.
+// status maps use-case errors to gRPC status codes, in one place; the rest goes to the
+// platform's rule (server.Status): UNAVAILABLE when a dependency is down, INTERNAL for bugs.
 func (g *GRPC) status(ctx context.Context, op string, err error) error {
 	switch {
 	case errors.Is(err, domain.ErrInvalid):
 		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, app.ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return status.FromContextError(err).Err()
 	}
-	g.logger.ErrorContext(ctx, op+" failed", "error", err)
-	return status.Error(codes.Internal, op+": internal error")
+	return server.Status(ctx, g.logger, fmt.Errorf("%s: %w", op, err))
 }

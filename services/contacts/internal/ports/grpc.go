@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	contactsv1 "github.com/customertext/webhooks/libs/gen/customertext/contacts/v1"
+	"github.com/customertext/webhooks/libs/server"
 	"github.com/customertext/webhooks/services/contacts/internal/app"
 	"github.com/customertext/webhooks/services/contacts/internal/domain"
 )
@@ -158,8 +159,8 @@ func (g *GRPC) AddContactToGroups(ctx context.Context, req *contactsv1.AddContac
 	return &contactsv1.AddContactToGroupsResponse{Contact: toProto(c), Added: added}, nil
 }
 
-// toStatus maps a use case error to a gRPC status; unexpected errors are logged and reported as
-// INTERNAL without their details.
+// toStatus maps a use case error to a gRPC status; the rest goes to the platform's rule
+// (server.Status): UNAVAILABLE when a dependency is down, INTERNAL without details for bugs.
 func (g *GRPC) toStatus(ctx context.Context, err error) error {
 	var invalid *domain.InvalidError
 	switch {
@@ -171,13 +172,8 @@ func (g *GRPC) toStatus(ctx context.Context, err error) error {
 		return status.Error(codes.AlreadyExists, "phone: another contact of the account has this phone")
 	case errors.Is(err, domain.ErrGroupExists):
 		return status.Error(codes.AlreadyExists, "name: the account already has a group of this name")
-	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, "canceled")
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
 	}
-	g.logger.ErrorContext(ctx, "contacts request failed", "error", err)
-	return status.Error(codes.Internal, "internal error")
+	return server.Status(ctx, g.logger, err)
 }
 
 func input(c *contactsv1.Contact) domain.ContactInput {

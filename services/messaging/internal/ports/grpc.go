@@ -5,6 +5,7 @@ package ports
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 
 	"google.golang.org/grpc/codes"
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	messagingv1 "github.com/customertext/webhooks/libs/gen/customertext/messaging/v1"
+	"github.com/customertext/webhooks/libs/server"
 	"github.com/customertext/webhooks/services/messaging/internal/app"
 	"github.com/customertext/webhooks/services/messaging/internal/domain"
 )
@@ -80,7 +82,8 @@ func keywordProto(k domain.Keyword) *messagingv1.Keyword {
 	return &messagingv1.Keyword{Keyword: k.Word, Groups: k.Groups, Reply: k.Reply}
 }
 
-// status maps use-case errors to gRPC status codes, in one place.
+// status maps use-case errors to gRPC status codes, in one place; the rest goes to the
+// platform's rule (server.Status): UNAVAILABLE when a dependency is down, INTERNAL for bugs.
 func (g *GRPC) status(ctx context.Context, op string, err error) error {
 	switch {
 	case errors.Is(err, domain.ErrInvalid):
@@ -89,9 +92,6 @@ func (g *GRPC) status(ctx context.Context, op string, err error) error {
 		return status.Error(codes.AlreadyExists, err.Error())
 	case errors.Is(err, app.ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return status.FromContextError(err).Err()
 	}
-	g.logger.ErrorContext(ctx, op+" failed", "error", err)
-	return status.Error(codes.Internal, op+": internal error")
+	return server.Status(ctx, g.logger, fmt.Errorf("%s: %w", op, err))
 }

@@ -12,12 +12,14 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/customertext/webhooks/libs/server"
 	"github.com/customertext/webhooks/services/subscriptions/internal/app"
 	"github.com/customertext/webhooks/services/subscriptions/internal/domain"
 )
 
-// toStatus maps use-case errors to gRPC status codes, in one place. Unexpected errors are logged
-// and returned as INTERNAL without detail.
+// toStatus maps use-case errors to gRPC status codes, in one place; the rest goes to the
+// platform's rule (server.Status): UNAVAILABLE when a dependency is down, INTERNAL without
+// detail for bugs.
 func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	if err == nil {
 		return nil
@@ -38,11 +40,6 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, app.ErrUnauthenticated):
 		return status.Error(codes.Unauthenticated, "missing or unknown API key")
-	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, "request canceled")
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
 	}
-	log.ErrorContext(ctx, "request failed", "error", err)
-	return status.Error(codes.Internal, "internal error")
+	return server.Status(ctx, log, err)
 }
