@@ -16,13 +16,18 @@ import (
 )
 
 // BearerFromContext returns the token of an incoming "authorization: Bearer <token>" header.
+// The scheme name is case-insensitive and may be followed by several spaces (RFC 7235 2.1).
 func BearerFromContext(ctx context.Context) (string, bool) {
 	md, ok := metadata.FromIncomingContext(ctx)
 	if !ok {
 		return "", false
 	}
 	for _, v := range md.Get("authorization") {
-		if tok, ok := strings.CutPrefix(v, "Bearer "); ok && tok != "" {
+		scheme, tok, ok := strings.Cut(v, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") {
+			continue
+		}
+		if tok = strings.TrimLeft(tok, " "); tok != "" {
 			return tok, true
 		}
 	}

@@ -24,6 +24,11 @@ func TestServiceInterceptor(t *testing.T) {
 		{"missing", "/x.v1.S/M", nil, codes.Unauthenticated},
 		{"wrong", "/x.v1.S/M", metadata.Pairs("authorization", "Bearer nope"), codes.Unauthenticated},
 		{"not bearer", "/x.v1.S/M", metadata.Pairs("authorization", "s3cret"), codes.Unauthenticated},
+		{"scheme lower case (RFC 7235)", "/x.v1.S/M", metadata.Pairs("authorization", "bearer s3cret"), codes.OK},
+		{"scheme upper case", "/x.v1.S/M", metadata.Pairs("authorization", "BEARER s3cret"), codes.OK},
+		{"several spaces", "/x.v1.S/M", metadata.Pairs("authorization", "Bearer   s3cret"), codes.OK},
+		{"other scheme", "/x.v1.S/M", metadata.Pairs("authorization", "Basic s3cret"), codes.Unauthenticated},
+		{"scheme glued to token", "/x.v1.S/M", metadata.Pairs("authorization", "Bearers3cret"), codes.Unauthenticated},
 		{"health needs none", "/grpc.health.v1.Health/Check", nil, codes.OK},
 		{"reflection needs none", "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", nil, codes.OK},
 	}
