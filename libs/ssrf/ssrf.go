@@ -1,6 +1,6 @@
 // Package ssrf refuses outgoing connections to addresses a customer-supplied URL must never
-// reach: loopback, private, link-local (cloud metadata included), CGNAT, multicast and other
-// reserved ranges. The check runs at dial time on the resolved address (net.Dialer.Control), so a
+// reach: loopback, private, link-local (cloud metadata included), CGNAT, multicast and every
+// other range of the IANA special-purpose registries (through code.dny.dev/ssrf). The check runs at dial time on the resolved address (net.Dialer.Control), so a
 // hostname that resolves to a public address at validation time and to 127.0.0.1 later (DNS
 // rebinding) is refused as well. An explicit allow-list admits ranges for development and tests.
 package ssrf
@@ -12,6 +12,8 @@ import (
 	"net/netip"
 	"strings"
 	"syscall"
+
+	dnyssrf "code.dny.dev/ssrf"
 )
 
 // ErrForbidden is returned (wrapped) for a refused destination.
@@ -19,12 +21,13 @@ var ErrForbidden = errors.New("destination address is not allowed")
 
 // Guard decides which destination addresses may be dialled.
 type Guard struct {
-	allow []netip.Prefix
+	allow  []netip.Prefix
+	denied *dnyssrf.Guardian
 }
 
 // New returns a guard that refuses reserved ranges except those in allow.
 func New(allow []netip.Prefix) *Guard {
-	return &Guard{allow: append([]netip.Prefix(nil), allow...)}
+	return &Guard{allow: append([]netip.Prefix(nil), allow...), denied: newDenied()}
 }
 
 // ParseAllowList parses a comma-separated list of CIDR prefixes or single addresses.
@@ -52,48 +55,45 @@ func ParseAllowList(s string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// reserved lists ranges that are not globally routable unicast destinations, beyond what the
-// netip predicates cover.
-func reserved() []netip.Prefix {
-	return []netip.Prefix{
-		netip.MustParsePrefix("0.0.0.0/8"),
-		netip.MustParsePrefix("100.64.0.0/10"), // carrier-grade NAT
-		netip.MustParsePrefix("192.0.0.0/24"),  // IETF protocol assignments
-		netip.MustParsePrefix("192.0.2.0/24"),  // documentation
-		netip.MustParsePrefix("198.18.0.0/15"), // benchmarking
-		netip.MustParsePrefix("198.51.100.0/24"),
-		netip.MustParsePrefix("203.0.113.0/24"),
-		netip.MustParsePrefix("240.0.0.0/4"),  // reserved, broadcast
-		netip.MustParsePrefix("64:ff9b::/96"), // NAT64 can reach IPv4 internals
-		netip.MustParsePrefix("64:ff9b:1::/48"),
-		netip.MustParsePrefix("100::/64"),  // discard
-		netip.MustParsePrefix("2001::/23"), // IETF protocol assignments
-		netip.MustParsePrefix("2001:db8::/32"),
-		netip.MustParsePrefix("2002::/16"), // 6to4 can embed private IPv4
-		netip.MustParsePrefix("fc00::/7"),  // unique local (includes fd00:ec2::254 metadata)
-	}
+// newDenied returns the IANA IPv4 and IPv6 special-purpose address registries as maintained by
+// code.dny.dev/ssrf (its generated lists follow
+// https://www.iana.org/assignments/iana-ipv4-special-registry and
+// https://www.iana.org/assignments/iana-ipv6-special-registry), plus what that library leaves to
+// the dialler's network choice: an IPv6 destination must be inside global unicast 2000::/3,
+// which also refuses ::/128, ::1, IPv4-mapped and -compatible forms, 64:ff9b::/96 NAT64,
+// 100::/64, 5f00::/16 (SRv6), fc00::/7 and fe80::/10.
+func newDenied() *dnyssrf.Guardian {
+	return dnyssrf.New(dnyssrf.WithAnyPort(), dnyssrf.WithAnyNetwork())
 }
 
 // Check returns nil when addr may be dialled.
 func (g *Guard) Check(addr netip.Addr) error {
-	addr = addr.Unmap()
+	addr = addr.Unmap().WithZone("")
 	for _, p := range g.allow {
 		if p.Contains(addr) {
 			return nil
 		}
 	}
-	switch {
-	case !addr.IsValid(), addr.IsUnspecified(), addr.IsLoopback(), addr.IsPrivate(),
-		addr.IsLinkLocalUnicast(), addr.IsLinkLocalMulticast(), addr.IsInterfaceLocalMulticast(),
-		addr.IsMulticast():
+	if !addr.IsValid() {
+		return fmt.Errorf("%w: invalid address", ErrForbidden)
+	}
+	if err := g.denied.SafeAddr(addr); err != nil {
 		return fmt.Errorf("%w: %s", ErrForbidden, addr)
 	}
-	for _, p := range reserved() {
-		if p.Contains(addr) {
-			return fmt.Errorf("%w: %s", ErrForbidden, addr)
-		}
-	}
 	return nil
+}
+
+// CheckHost checks the host of a URL as written: an IP literal (with or without brackets and
+// zone) must be allowed; a name is left to dial time, where its resolved addresses are checked.
+// It lets an API refuse http://169.254.169.254/ when the URL is stored instead of on every
+// delivery attempt.
+func (g *Guard) CheckHost(host string) error {
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		return nil
+	}
+	return g.Check(addr)
 }
 
 // Control is a net.Dialer Control function enforcing the guard on the resolved address.

@@ -34,6 +34,22 @@ func TestCheck(t *testing.T) {
 		{"64:ff9b::a00:1", false}, // NAT64 of 10.0.0.1
 		{"198.18.0.1", false},
 		{"192.0.2.1", false},
+		// The rest of the IANA special-purpose registries.
+		{"192.88.99.1", false},     // deprecated 6to4 relay anycast
+		{"192.31.196.1", false},    // AS112-v4
+		{"192.52.193.1", false},    // AMT
+		{"192.175.48.1", false},    // AS112 direct delegation
+		{"3fff::1", false},         // documentation (RFC 9637)
+		{"5f00::1", false},         // SRv6 SIDs (RFC 9602)
+		{"2620:4f:8000::1", false}, // AS112 direct delegation
+		{"2001:db8::1", false},
+		{"2001::1", false}, // Teredo
+		{"2002:a00:1::", false},
+		{"100::1", false},
+		{"64:ff9b:1::1", false},
+		{"::ffff:8.8.8.8", true}, // IPv4-mapped public address
+		{"2a00:1450:4001:80b::200e", true},
+		{"4000::1", false}, // outside global unicast 2000::/3
 	}
 	g := New(nil)
 	for _, tt := range tests {
@@ -94,4 +110,37 @@ func FuzzControl(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestCheckHost(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		host    string
+		allowed bool
+	}{
+		{"example.com", true}, // names are checked at dial time
+		{"8.8.8.8", true},
+		{"127.0.0.1", false},
+		{"169.254.169.254", false},
+		{"0.0.0.0", false},
+		{"[::1]", false},
+		{"::1", false},
+		{"[fe80::1%25eth0]", false},
+		{"fe80::1%eth0", false},
+		{"[2606:4700:4700::1111]", true},
+		{"192.88.99.1", false},
+	}
+	g := New(nil)
+	for _, tt := range tests {
+		if got := g.CheckHost(tt.host) == nil; got != tt.allowed {
+			t.Errorf("CheckHost(%q): got allowed=%v, want %v", tt.host, got, tt.allowed)
+		}
+	}
+	allow, err := ParseAllowList("127.0.0.0/8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := New(allow).CheckHost("127.0.0.1"); err != nil {
+		t.Errorf("CheckHost(127.0.0.1) with the allow-list: %v", err)
+	}
 }
