@@ -133,11 +133,17 @@ func (r Result) Succeeded() bool { return r.Err == nil && r.Status >= 200 && r.S
 // Gone reports 410 Gone: the endpoint asks to be unsubscribed.
 func (r Result) Gone() bool { return r.Err == nil && r.Status == http.StatusGone }
 
-// ErrorText describes a failed attempt for the log.
+// ErrorText describes a failed attempt in words for the customer, as test results and the
+// delivery log show it: never our resolver, addresses or error chains (those stay in Err, for
+// our own logs).
 func (r Result) ErrorText() string {
 	switch {
 	case r.Err != nil:
-		return r.Err.Error()
+		var f *Failure
+		if errors.As(r.Err, &f) {
+			return f.Text
+		}
+		return "the request to the endpoint failed"
 	case r.Succeeded():
 		return ""
 	case r.Status >= 300 && r.Status < 400:
@@ -161,7 +167,7 @@ func (s *Sender) Send(ctx context.Context, req Request) Result {
 	}
 	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, req.URL, bytes.NewReader(req.Body))
 	if err != nil {
-		return Result{Err: fmt.Errorf("build request: %w", err)}
+		return Result{Err: &Failure{Text: "the URL cannot be requested", Err: fmt.Errorf("build request: %w", err)}}
 	}
 	hr.Header.Set("Content-Type", "application/json")
 	hr.Header.Set("User-Agent", s.userAgent)
@@ -198,16 +204,6 @@ func (s *Sender) Send(ctx context.Context, req Request) Result {
 		res.RetryAfter = ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
 	return res
-}
-
-func describe(err error, timeout time.Duration) error {
-	if errors.Is(err, ssrf.ErrForbidden) {
-		return fmt.Errorf("refused by SSRF guard: %w", err)
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("timed out after %s: %w", timeout, err)
-	}
-	return err
 }
 
 // ParseRetryAfter reads delay-seconds or an HTTP date; 0 when absent or invalid.
