@@ -55,11 +55,13 @@ func NewGRPC(reg prometheus.Registerer, tr *telemetry.Tracing, extra ...grpc.Una
 		latency.WithLabelValues(info.FullMethod).Observe(time.Since(start).Seconds())
 		return resp, err
 	}
-	chain := append([]grpc.UnaryServerInterceptor{metrics}, extra...)
+	chain := append([]grpc.UnaryServerInterceptor{metrics, rejectUndecodable}, extra...)
 	s := grpc.NewServer(
 		grpc.StatsHandler(otelgrpc.NewServerHandler(
 			otelgrpc.WithTracerProvider(tr.Provider), otelgrpc.WithPropagators(tr.Propagator))),
+		grpc.ForceServerCodecV2(newCodec()), // undecodable requests: see codec.go
 		grpc.ChainUnaryInterceptor(chain...),
+		grpc.ChainStreamInterceptor(rejectUndecodableStream),
 	)
 	h := health.NewServer()
 	healthpb.RegisterHealthServer(s, h)
