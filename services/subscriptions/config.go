@@ -34,6 +34,8 @@ type config struct {
 	AutoDisableAfter  time.Duration
 	AttemptRetention  time.Duration
 	UserAgentVersion  string
+	// MaxWebhooksPerAccount limits each account's webhooks.
+	MaxWebhooksPerAccount int
 }
 
 type getenvFunc func(string) string
@@ -54,6 +56,7 @@ func parseConfig(args []string, getenv getenvFunc, stderr io.Writer) (config, er
 		keys, ssrfAllow       string
 		insecure, autoDisable string
 		retention, cors       string
+		maxWebhooks           string
 	)
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", envOr(getenv, "GRPC_ADDR", "127.0.0.1:7104"), "gRPC listen address (GRPC_ADDR)")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", envOr(getenv, "HTTP_ADDR", "127.0.0.1:7304"), "public HTTP/JSON API listen address (HTTP_ADDR)")
@@ -71,6 +74,7 @@ func parseConfig(args []string, getenv getenvFunc, stderr io.Writer) (config, er
 	fs.StringVar(&autoDisable, "auto-disable-after", envOr(getenv, "AUTO_DISABLE_AFTER", "120h"), "disable a webhook failing without success this long; 0 never (AUTO_DISABLE_AFTER)")
 	fs.StringVar(&retention, "attempt-retention", envOr(getenv, "ATTEMPT_RETENTION", "720h"), "how long delivery attempts are kept (ATTEMPT_RETENTION)")
 	fs.StringVar(&cfg.UserAgentVersion, "user-agent-version", envOr(getenv, "USER_AGENT_VERSION", "dev"), "version in the User-Agent of test events (USER_AGENT_VERSION)")
+	fs.StringVar(&maxWebhooks, "max-webhooks-per-account", envOr(getenv, "MAX_WEBHOOKS_PER_ACCOUNT", "100"), "most webhooks one account may have (MAX_WEBHOOKS_PER_ACCOUNT)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, fmt.Errorf("parse flags: %w", err)
 	}
@@ -113,6 +117,9 @@ func parseConfig(args []string, getenv getenvFunc, stderr io.Writer) (config, er
 			continue
 		}
 		cfg.CORSOrigins = append(cfg.CORSOrigins, o)
+	}
+	if cfg.MaxWebhooksPerAccount, err = strconv.Atoi(maxWebhooks); err != nil || cfg.MaxWebhooksPerAccount < 1 {
+		errs = append(errs, fmt.Errorf("MAX_WEBHOOKS_PER_ACCOUNT: want a whole number of at least 1, got %q", maxWebhooks))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return config{}, fmt.Errorf("invalid configuration: %w", err)

@@ -127,9 +127,10 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready func(addrs))
 		return err
 	}
 	svc := app.New(store, natsbus.NewNotifier(nc), natsbus.NewRedeliverer(js), natsbus.NewEventLog(js), sender, app.Config{
-		Policy:           domain.Policy{AllowInsecureHTTP: cfg.AllowInsecureHTTP},
-		AutoDisableAfter: cfg.AutoDisableAfter,
-		Retention:        cfg.AttemptRetention,
+		Policy:                domain.Policy{AllowInsecureHTTP: cfg.AllowInsecureHTTP, Guard: ssrf.New(cfg.SSRFAllow)},
+		MaxWebhooksPerAccount: cfg.MaxWebhooksPerAccount,
+		AutoDisableAfter:      cfg.AutoDisableAfter,
+		Retention:             cfg.AttemptRetention,
 	}, appMetrics, logger)
 
 	logMetrics, err := ports.NewAttemptLogMetrics(reg)

@@ -25,7 +25,7 @@ type Store interface {
 	PrincipalByKeyHash(ctx context.Context, keyHash []byte) (domain.Principal, error)
 	TouchAPIKey(ctx context.Context, id string) error
 
-	CreateWebhook(ctx context.Context, w domain.Webhook) (domain.Webhook, error)
+	CreateWebhook(ctx context.Context, w domain.Webhook, limit int) (domain.Webhook, error)
 	GetWebhook(ctx context.Context, accountID, id string) (domain.Webhook, error)
 	ListWebhooks(ctx context.Context, f pgstore.WebhookFilter) ([]domain.Webhook, error)
 	UpdateWebhook(ctx context.Context, accountID, id string, change func(*domain.Webhook) error) (domain.Webhook, error)
@@ -63,10 +63,12 @@ type Config struct {
 	AutoDisableAfter time.Duration
 	// Retention of the delivery log.
 	Retention time.Duration
-	// TestTimeout bounds a test event's request.
+	// TestTimeout bounds a test event's request to a webhook without its own timeout.
 	TestTimeout time.Duration
 	// EventsRetention is how far back RecoverEvents may go; default DefaultEventsRetention.
 	EventsRetention time.Duration
+	// MaxWebhooksPerAccount limits how many webhooks an account may have; 0 means no limit.
+	MaxWebhooksPerAccount int
 }
 
 // Metrics are the use cases' Prometheus metrics.

@@ -57,6 +57,9 @@ func (s *Service) ListAttempts(ctx context.Context, p domain.Principal, q Attemp
 	return as, next, nil
 }
 
+// errWebhookDisabled refuses a redelivery that would only be dead-lettered again.
+var errWebhookDisabled = fmt.Errorf("%w: the webhook is disabled; enable it before redelivering", domain.ErrPrecondition)
+
 // RedeliverDelivery queues one delivery of the caller's account again, from attempt 1.
 func (s *Service) RedeliverDelivery(ctx context.Context, p domain.Principal, deliveryID string) error {
 	if deliveryID == "" {
@@ -66,11 +69,15 @@ func (s *Service) RedeliverDelivery(ctx context.Context, p domain.Principal, del
 	if err != nil {
 		return err
 	}
-	if _, err := s.store.GetWebhook(ctx, p.AccountID, d.WebhookID); err != nil {
+	w, err := s.store.GetWebhook(ctx, p.AccountID, d.WebhookID)
+	if err != nil {
 		if errors.Is(err, domain.ErrNotFound) {
 			return fmt.Errorf("%w: the delivery's webhook was deleted", domain.ErrPrecondition)
 		}
 		return err
+	}
+	if !w.Enabled {
+		return errWebhookDisabled
 	}
 	if err := s.redeliv.Redeliver(ctx, d, eventTime(d.Payload)); err != nil {
 		return err
@@ -94,8 +101,12 @@ func (s *Service) RedeliverFailed(ctx context.Context, p domain.Principal, webho
 	if !start.Before(end) {
 		return 0, &domain.ValidationError{Field: "start_time", Reason: "must be before end_time"}
 	}
-	if _, err := s.store.GetWebhook(ctx, p.AccountID, webhookID); err != nil {
+	w, err := s.store.GetWebhook(ctx, p.AccountID, webhookID)
+	if err != nil {
 		return 0, err
+	}
+	if !w.Enabled {
+		return 0, errWebhookDisabled
 	}
 	ds, err := s.store.ListFailedDeliveries(ctx, p.AccountID, webhookID, start, end, maxRedeliverFailed)
 	if err != nil {
@@ -156,9 +167,13 @@ func (s *Service) SendTestEvent(ctx context.Context, p domain.Principal, id, eve
 		keys = append(keys, k)
 	}
 	name, value := w.Auth.Header()
+	timeout := s.cfg.TestTimeout
+	if w.Timeout > 0 {
+		timeout = w.Timeout
+	}
 	res := s.sender.Send(ctx, delivery.Request{
 		URL: w.URL, Body: body, MsgID: env.EventID, Timestamp: now, Secrets: keys,
-		AuthHeaderName: name, AuthHeaderValue: value, Timeout: s.cfg.TestTimeout,
+		AuthHeaderName: name, AuthHeaderValue: value, Timeout: timeout,
 	})
 	attemptID, err := newID("att_")
 	if err != nil {

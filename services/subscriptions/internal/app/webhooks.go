@@ -43,8 +43,8 @@ func (s *Service) CreateWebhook(ctx context.Context, p domain.Principal, spec do
 	}
 	w, err := s.store.CreateWebhook(ctx, domain.Webhook{
 		ID: id, AccountID: p.AccountID, URL: spec.URL, EventTypes: spec.EventTypes, Enabled: spec.Enabled,
-		Description: spec.Description, Auth: spec.Auth, Secret: secret,
-	})
+		Description: spec.Description, Auth: spec.Auth, Timeout: spec.Timeout, Secret: secret,
+	}, s.cfg.MaxWebhooksPerAccount)
 	if err != nil {
 		return domain.Webhook{}, "", err
 	}
@@ -103,24 +103,30 @@ func (s *Service) listWebhooks(ctx context.Context, accountID string, f ListFilt
 }
 
 // Update paths UpdateWebhook accepts.
-var updatablePaths = map[string]bool{"url": true, "event_types": true, "enabled": true, "description": true, "auth": true}
+var updatablePaths = map[string]bool{
+	"url": true, "event_types": true, "enabled": true, "description": true, "auth": true, "timeout_seconds": true,
+}
 
 // UpdateWebhook applies the fields named by paths from spec. An auth of the same kind with an
-// empty value keeps the stored value (secrets are write-only, so clients cannot echo them back).
+// empty value keeps the stored value (secrets are write-only, so clients cannot echo them back),
+// but only while the URL keeps its origin: auth never follows a URL to another scheme, host or
+// port. Such a change must name "auth" in the mask with the auth for the new origin (or none);
+// otherwise it is refused, and nothing is changed.
 func (s *Service) UpdateWebhook(ctx context.Context, p domain.Principal, id string, spec domain.Spec, paths []string) (domain.Webhook, error) {
 	if id == "" {
 		return domain.Webhook{}, &domain.ValidationError{Field: "webhook.id", Reason: "is required"}
 	}
 	if len(paths) == 0 {
-		return domain.Webhook{}, &domain.ValidationError{Field: "update_mask", Reason: "name at least one of url, event_types, enabled, description, auth"}
+		return domain.Webhook{}, &domain.ValidationError{Field: "update_mask", Reason: "name at least one of url, event_types, enabled, description, auth, timeout_seconds"}
 	}
 	for _, path := range paths {
 		if !updatablePaths[path] {
-			return domain.Webhook{}, &domain.ValidationError{Field: "update_mask", Reason: fmt.Sprintf("unknown or read-only path %q (want url, event_types, enabled, description, auth)", path)}
+			return domain.Webhook{}, &domain.ValidationError{Field: "update_mask", Reason: fmt.Sprintf("unknown or read-only path %q (want url, event_types, enabled, description, auth, timeout_seconds)", path)}
 		}
 	}
 	w, err := s.store.UpdateWebhook(ctx, p.AccountID, id, func(w *domain.Webhook) error {
-		cur := domain.Spec{URL: w.URL, EventTypes: w.EventTypes, Enabled: w.Enabled, Description: w.Description, Auth: w.Auth}
+		cur := domain.Spec{URL: w.URL, EventTypes: w.EventTypes, Enabled: w.Enabled, Description: w.Description, Auth: w.Auth, Timeout: w.Timeout}
+		authSupplied := false // a new auth (or none) given for this update, not the stored one
 		for _, path := range paths {
 			switch path {
 			case "url":
@@ -131,13 +137,21 @@ func (s *Service) UpdateWebhook(ctx context.Context, p domain.Principal, id stri
 				cur.Enabled = spec.Enabled
 			case "description":
 				cur.Description = spec.Description
+			case "timeout_seconds":
+				cur.Timeout = spec.Timeout
 			case "auth":
 				next := spec.Auth
+				authSupplied = true
 				if next.Kind == w.Auth.Kind && next.Value == "" && next.Kind != domain.AuthNone {
 					next.Value = w.Auth.Value
+					authSupplied = false
 				}
 				cur.Auth = next
 			}
+		}
+		if cur.Auth.Kind != domain.AuthNone && cur.Auth.Kind != "" && !authSupplied && !domain.SameOrigin(w.URL, cur.URL) {
+			return &domain.ValidationError{Field: "webhook.auth", Reason: "the url moves to another origin (scheme, host or port): " +
+				"the stored auth is never sent there; name auth in update_mask and give its value again, or set no auth"}
 		}
 		valid, err := s.cfg.Policy.Validate(cur, "webhook.")
 		if err != nil {
@@ -147,6 +161,7 @@ func (s *Service) UpdateWebhook(ctx context.Context, p domain.Principal, id stri
 			w.DisabledReason = ""
 		}
 		w.URL, w.EventTypes, w.Enabled, w.Description, w.Auth = valid.URL, valid.EventTypes, valid.Enabled, valid.Description, valid.Auth
+		w.Timeout = valid.Timeout
 		if w.Auth.Kind != domain.AuthAPIKey {
 			w.Auth.HeaderName = ""
 		}

@@ -21,6 +21,9 @@ var ErrPrecondition = errors.New("failed precondition")
 // be decrypted would be changed: writing it back would destroy them.
 var ErrSecretsUnreadable = fmt.Errorf("%w: the webhook's secrets cannot be decrypted with the configured SECRETS_KEYS; restore the key that sealed them", ErrPrecondition)
 
+// ErrLimitReached is returned (wrapped) when an account already has as many webhooks as it may.
+var ErrLimitReached = errors.New("limit reached")
+
 // ValidationError names the request field that is invalid.
 type ValidationError struct {
 	Field  string
@@ -111,6 +114,8 @@ type Webhook struct {
 	Enabled     bool
 	Description string
 	Auth        Auth
+	// Timeout of a delivery request; 0 means the platform default.
+	Timeout time.Duration
 	// Secret is the current signing secret ("whsec_...").
 	Secret string
 	// PrevSecret keeps signing until PrevSecretExpireTime after a rotation.

@@ -3,9 +3,11 @@ package domain
 import (
 	"net/url"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/customertext/webhooks/libs/event"
+	"github.com/customertext/webhooks/libs/ssrf"
 )
 
 // Bounds on what a webhook may hold.
@@ -14,6 +16,8 @@ const (
 	MaxDescriptionLength = 500
 	MaxHeaderNameLength  = 128
 	MaxSecretValueLength = 4096
+	// MaxTimeout bounds a webhook's own request timeout (0 means the platform default).
+	MaxTimeout = 30 * time.Second
 )
 
 // Spec is the caller-settable part of a webhook.
@@ -23,12 +27,17 @@ type Spec struct {
 	Enabled     bool
 	Description string
 	Auth        Auth
+	// Timeout of a delivery request to the endpoint; 0 means the platform default.
+	Timeout time.Duration
 }
 
 // Policy holds the validation settings that come from configuration.
 type Policy struct {
 	// AllowInsecureHTTP admits http:// URLs (development only).
 	AllowInsecureHTTP bool
+	// Guard refuses URLs whose host is a literal reserved address (its allow-list applies);
+	// nil refuses every reserved range.
+	Guard *ssrf.Guard
 }
 
 // Validate checks a spec and returns it normalised (event types de-duplicated). Field names in
@@ -48,7 +57,18 @@ func (p Policy) Validate(s Spec, prefix string) (Spec, error) {
 	if err := ValidateAuth(s.Auth, prefix+"auth"); err != nil {
 		return Spec{}, err
 	}
+	if err := ValidateTimeout(s.Timeout, prefix+"timeout_seconds"); err != nil {
+		return Spec{}, err
+	}
 	return s, nil
+}
+
+// ValidateTimeout admits 0 (the platform default) or whole seconds from 1 to MaxTimeout.
+func ValidateTimeout(d time.Duration, field string) error {
+	if d != 0 && (d < time.Second || d > MaxTimeout || d%time.Second != 0) {
+		return invalid(field, "must be 0 (the default, 10 s) or 1 to %d seconds", int(MaxTimeout/time.Second))
+	}
+	return nil
 }
 
 // ValidateURL checks an endpoint URL: absolute https (http only when allowed), a host, no
@@ -78,7 +98,38 @@ func (p Policy) ValidateURL(raw, field string) error {
 	case u.Hostname() == "":
 		return invalid(field, "must name a host")
 	}
+	guard := p.Guard
+	if guard == nil {
+		guard = ssrf.New(nil)
+	}
+	if err := guard.CheckHost(u.Hostname()); err != nil {
+		return invalid(field, "must not be a loopback, private, link-local, metadata or otherwise reserved address")
+	}
 	return nil
+}
+
+// SameOrigin reports whether two valid webhook URLs have the same scheme, host and port (RFC
+// 6454), the default port of the scheme counting as that port. Stored auth is sent only to the
+// origin it was given for.
+func SameOrigin(a, b string) bool {
+	ua, err := url.Parse(a)
+	if err != nil {
+		return false
+	}
+	ub, err := url.Parse(b)
+	if err != nil {
+		return false
+	}
+	port := func(u *url.URL) string {
+		if p := u.Port(); p != "" {
+			return p
+		}
+		if strings.EqualFold(u.Scheme, "http") {
+			return "80"
+		}
+		return "443"
+	}
+	return strings.EqualFold(ua.Scheme, ub.Scheme) && strings.EqualFold(ua.Hostname(), ub.Hostname()) && port(ua) == port(ub)
 }
 
 // ValidateEventTypes requires at least one known event type and drops duplicates.

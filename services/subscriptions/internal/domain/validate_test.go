@@ -4,8 +4,11 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/customertext/webhooks/libs/ssrf"
 )
 
 func TestValidateURL(t *testing.T) {
@@ -19,7 +22,15 @@ func TestValidateURL(t *testing.T) {
 		{name: "https", url: "https://hooks.zapier.com/hooks/catch/1/abc"},
 		{name: "https with port and query", url: "https://example.com:8443/x?y=1"},
 		{name: "http refused", url: "http://example.com/x", wantErr: "must use https"},
-		{name: "http when insecure allowed", url: "http://127.0.0.1:8080/x", insecure: true},
+		{name: "http when insecure allowed", url: "http://example.com:8080/x", insecure: true},
+		{name: "metadata address", url: "http://169.254.169.254/latest", insecure: true, wantErr: "reserved address"},
+		{name: "loopback", url: "https://127.0.0.1/x", wantErr: "reserved address"},
+		{name: "private", url: "https://10.1.2.3/x", wantErr: "reserved address"},
+		{name: "unspecified", url: "https://0.0.0.0/x", wantErr: "reserved address"},
+		{name: "ipv6 loopback", url: "https://[::1]:8443/x", wantErr: "reserved address"},
+		{name: "ipv6 link-local with zone", url: "https://[fe80::1%25eth0]/x", wantErr: "reserved address"},
+		{name: "6to4 relay anycast", url: "https://192.88.99.1/x", wantErr: "reserved address"},
+		{name: "public literal", url: "https://8.8.8.8/x"},
 		{name: "empty", url: "", wantErr: "is required"},
 		{name: "relative", url: "example.com/x", wantErr: "absolute"},
 		{name: "ftp", url: "ftp://example.com", wantErr: "https"},
@@ -36,6 +47,52 @@ func TestValidateURL(t *testing.T) {
 			err := Policy{AllowInsecureHTTP: tt.insecure}.ValidateURL(tt.url, "url")
 			checkErr(t, err, "url", tt.wantErr)
 		})
+	}
+}
+
+func TestValidateURLAllowList(t *testing.T) {
+	t.Parallel()
+	allow, err := ssrf.ParseAllowList("127.0.0.0/8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := Policy{AllowInsecureHTTP: true, Guard: ssrf.New(allow)}
+	if err := p.ValidateURL("http://127.0.0.1:8080/x", "url"); err != nil {
+		t.Errorf("allow-listed loopback: %v", err)
+	}
+	checkErr(t, p.ValidateURL("http://10.0.0.1/x", "url"), "url", "reserved address")
+}
+
+func TestSameOrigin(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		a, b string
+		want bool
+	}{
+		{"https://a.example.com/x", "https://a.example.com/y?z=1", true},
+		{"https://a.example.com/x", "https://A.EXAMPLE.com:443/x", true},
+		{"http://a.example.com/x", "http://a.example.com:80/x", true},
+		{"https://a.example.com/x", "https://b.example.com/x", false},
+		{"https://a.example.com/x", "https://a.example.com:8443/x", false},
+		{"https://a.example.com/x", "http://a.example.com/x", false},
+		{"https://a.example.com/x", "https://a.example.com.evil.net/x", false},
+	}
+	for _, tt := range tests {
+		if got := SameOrigin(tt.a, tt.b); got != tt.want {
+			t.Errorf("SameOrigin(%q, %q): got %v, want %v", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
+
+func TestValidateTimeout(t *testing.T) {
+	t.Parallel()
+	for d, ok := range map[time.Duration]bool{
+		0: true, time.Second: true, 30 * time.Second: true, 10 * time.Second: true,
+		-time.Second: false, 31 * time.Second: false, 500 * time.Millisecond: false, 1500 * time.Millisecond: false,
+	} {
+		if got := ValidateTimeout(d, "timeout_seconds") == nil; got != ok {
+			t.Errorf("ValidateTimeout(%s): got ok=%v, want %v", d, got, ok)
+		}
 	}
 }
 

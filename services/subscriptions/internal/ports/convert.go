@@ -16,6 +16,7 @@ func webhookToProto(w domain.Webhook) *webhooksv1.Webhook {
 		Id: w.ID, AccountId: w.AccountID, Url: w.URL, EventTypes: w.EventTypes, Enabled: w.Enabled,
 		Description: w.Description, SecretHint: domain.Hint(w.Secret), DisabledReason: w.DisabledReason,
 		CreateTime: timestamppb.New(w.CreateTime), UpdateTime: timestamppb.New(w.UpdateTime),
+		TimeoutSeconds: int32(w.Timeout / time.Second),
 	}
 	switch w.Auth.Kind {
 	case domain.AuthAPIKey:
@@ -46,6 +47,9 @@ func configToProto(w domain.Webhook, now time.Time) *webhooksv1.WebhookConfig {
 		Secrets:        []*webhooksv1.SigningSecret{{Secret: w.Secret}},
 		AuthHeaderName: name, AuthHeaderValue: value,
 		TimeoutMs: int32(delivery.DefaultTimeout / time.Millisecond), Version: w.Version,
+	}
+	if w.Timeout > 0 {
+		out.TimeoutMs = int32(w.Timeout / time.Millisecond)
 	}
 	if w.Unreadable != "" {
 		// Never deliver unsigned or without the configured auth: serve it disabled.

@@ -36,6 +36,8 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 		return st.Err()
 	case errors.Is(err, domain.ErrNotFound):
 		return status.Error(codes.NotFound, "not found")
+	case errors.Is(err, domain.ErrLimitReached):
+		return status.Error(codes.ResourceExhausted, err.Error())
 	case errors.Is(err, domain.ErrPrecondition):
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, app.ErrUnauthenticated):

@@ -49,6 +49,7 @@ func (s *WebhookServer) CreateWebhook(ctx context.Context, req *webhooksv1.Creat
 		// and event_types.
 		URL: req.GetUrl(), EventTypes: req.GetEventTypes(), Enabled: req.Enabled == nil || req.GetEnabled(),
 		Description: req.GetDescription(), Auth: authFromProto(req.GetAuth()),
+		Timeout: time.Duration(req.GetTimeoutSeconds()) * time.Second,
 	})
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)
@@ -101,6 +102,7 @@ func (s *WebhookServer) UpdateWebhook(ctx context.Context, req *webhooksv1.Updat
 	w, err := s.app.UpdateWebhook(ctx, p, in.GetId(), domain.Spec{
 		URL: in.GetUrl(), EventTypes: in.GetEventTypes(), Enabled: in.GetEnabled(),
 		Description: in.GetDescription(), Auth: authFromProto(in.GetAuth()),
+		Timeout: time.Duration(in.GetTimeoutSeconds()) * time.Second,
 	}, req.GetUpdateMask().GetPaths())
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)

@@ -96,6 +96,9 @@ type Webhook struct {
 	DisabledReason string                 `protobuf:"bytes,9,opt,name=disabled_reason,json=disabledReason,proto3" json:"disabled_reason,omitempty"`
 	CreateTime     *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	UpdateTime     *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// How long a delivery waits for the endpoint's answer, 1 to 30 seconds; 0 means the platform
+	// default (10 s). Update path "timeout_seconds".
+	TimeoutSeconds int32 `protobuf:"varint,12,opt,name=timeout_seconds,json=timeoutSeconds,proto3" json:"timeout_seconds,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -205,6 +208,13 @@ func (x *Webhook) GetUpdateTime() *timestamppb.Timestamp {
 		return x.UpdateTime
 	}
 	return nil
+}
+
+func (x *Webhook) GetTimeoutSeconds() int32 {
+	if x != nil {
+		return x.TimeoutSeconds
+	}
+	return 0
 }
 
 // Auth is how the endpoint authenticates our requests; unset means none.
@@ -413,11 +423,14 @@ type CreateWebhookRequest struct {
 	Url        string                 `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
 	EventTypes []string               `protobuf:"bytes,2,rep,name=event_types,json=eventTypes,proto3" json:"event_types,omitempty"`
 	// Defaults to true.
-	Enabled       *bool  `protobuf:"varint,3,opt,name=enabled,proto3,oneof" json:"enabled,omitempty"`
-	Description   string `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
-	Auth          *Auth  `protobuf:"bytes,5,opt,name=auth,proto3" json:"auth,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Enabled     *bool  `protobuf:"varint,3,opt,name=enabled,proto3,oneof" json:"enabled,omitempty"`
+	Description string `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	Auth        *Auth  `protobuf:"bytes,5,opt,name=auth,proto3" json:"auth,omitempty"`
+	// How long a delivery waits for the endpoint's answer, 1 to 30 seconds; 0 means the platform
+	// default (10 s).
+	TimeoutSeconds int32 `protobuf:"varint,6,opt,name=timeout_seconds,json=timeoutSeconds,proto3" json:"timeout_seconds,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *CreateWebhookRequest) Reset() {
@@ -483,6 +496,13 @@ func (x *CreateWebhookRequest) GetAuth() *Auth {
 		return x.Auth
 	}
 	return nil
+}
+
+func (x *CreateWebhookRequest) GetTimeoutSeconds() int32 {
+	if x != nil {
+		return x.TimeoutSeconds
+	}
+	return 0
 }
 
 type CreateWebhookResponse struct {
@@ -751,7 +771,7 @@ func (x *ListWebhooksResponse) GetNextPageToken() string {
 type UpdateWebhookRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Webhook *Webhook               `protobuf:"bytes,1,opt,name=webhook,proto3" json:"webhook,omitempty"`
-	// Paths among url, event_types, enabled, description, auth.
+	// Paths among url, event_types, enabled, description, auth, timeout_seconds.
 	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2521,7 +2541,7 @@ var File_customertext_webhooks_v1_webhooks_proto protoreflect.FileDescriptor
 
 const file_customertext_webhooks_v1_webhooks_proto_rawDesc = "" +
 	"\n" +
-	"'customertext/webhooks/v1/webhooks.proto\x12\x18customertext.webhooks.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9f\x03\n" +
+	"'customertext/webhooks/v1/webhooks.proto\x12\x18customertext.webhooks.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc8\x03\n" +
 	"\aWebhook\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -2539,7 +2559,8 @@ const file_customertext_webhooks_v1_webhooks_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\x9f\x01\n" +
+	"updateTime\x12'\n" +
+	"\x0ftimeout_seconds\x18\f \x01(\x05R\x0etimeoutSeconds\"\x9f\x01\n" +
 	"\x04Auth\x12N\n" +
 	"\x0eapi_key_header\x18\x01 \x01(\v2&.customertext.webhooks.v1.ApiKeyHeaderH\x00R\fapiKeyHeader\x12?\n" +
 	"\x06bearer\x18\x02 \x01(\v2%.customertext.webhooks.v1.BearerTokenH\x00R\x06bearerB\x06\n" +
@@ -2552,14 +2573,15 @@ const file_customertext_webhooks_v1_webhooks_proto_rawDesc = "" +
 	"\vBearerToken\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x1d\n" +
 	"\n" +
-	"token_hint\x18\x02 \x01(\tR\ttokenHint\"\xd6\x01\n" +
+	"token_hint\x18\x02 \x01(\tR\ttokenHint\"\xff\x01\n" +
 	"\x14CreateWebhookRequest\x12\x16\n" +
 	"\x03url\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x03url\x12%\n" +
 	"\vevent_types\x18\x02 \x03(\tB\x04\xe2A\x01\x02R\n" +
 	"eventTypes\x12\x1d\n" +
 	"\aenabled\x18\x03 \x01(\bH\x00R\aenabled\x88\x01\x01\x12 \n" +
 	"\vdescription\x18\x04 \x01(\tR\vdescription\x122\n" +
-	"\x04auth\x18\x05 \x01(\v2\x1e.customertext.webhooks.v1.AuthR\x04authB\n" +
+	"\x04auth\x18\x05 \x01(\v2\x1e.customertext.webhooks.v1.AuthR\x04auth\x12'\n" +
+	"\x0ftimeout_seconds\x18\x06 \x01(\x05R\x0etimeoutSecondsB\n" +
 	"\n" +
 	"\b_enabled\"{\n" +
 	"\x15CreateWebhookResponse\x12;\n" +

@@ -122,7 +122,7 @@ func TestWrongKeyCannotDecrypt(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := s.CreateWebhook(ctx, domain.Webhook{ID: "wh_1", AccountID: "acc_1", URL: "https://e.com", EventTypes: []string{"new_contact"},
-		Auth: domain.Auth{Kind: domain.AuthBearer, Value: "tok-123456789"}, Secret: "whsec_secret"}); err != nil {
+		Auth: domain.Auth{Kind: domain.AuthBearer, Value: "tok-123456789"}, Secret: "whsec_secret"}, 0); err != nil {
 		t.Fatal(err)
 	}
 	other, err := secrets.ParseKeys("k2:" + base64.StdEncoding.EncodeToString(make([]byte, 32)))

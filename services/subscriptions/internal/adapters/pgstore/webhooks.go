@@ -2,6 +2,7 @@ package pgstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -12,7 +13,7 @@ import (
 
 const webhookColumns = `id, account_id, url, event_types, enabled, description, auth_kind, auth_header_name,
 	auth_value_sealed, secret_sealed, prev_secret_sealed, prev_secret_expires_at, disabled_reason,
-	version, created_at, updated_at`
+	version, created_at, updated_at, timeout_seconds`
 
 func sealContext(id, field string) string { return "webhook:" + id + ":" + field }
 
@@ -45,11 +46,13 @@ func (s *Store) scanWebhook(row pgx.Row) (domain.Webhook, error) {
 	var kind string
 	var sl sealed
 	var prevExp *time.Time
+	var timeoutSeconds int32
 	if err := row.Scan(&w.ID, &w.AccountID, &w.URL, &w.EventTypes, &w.Enabled, &w.Description, &kind,
 		&w.Auth.HeaderName, &sl.auth, &sl.secret, &sl.prev, &prevExp, &w.DisabledReason, &w.Version,
-		&w.CreateTime, &w.UpdateTime); err != nil {
+		&w.CreateTime, &w.UpdateTime, &timeoutSeconds); err != nil {
 		return domain.Webhook{}, notFound(err)
 	}
+	w.Timeout = time.Duration(timeoutSeconds) * time.Second
 	w.Auth.Kind = domain.AuthKind(kind)
 	// One row sealed with a key that is no longer configured must not make every list (and the
 	// dispatchers' config feed) fail: the row is returned marked unreadable, without secrets.
@@ -74,9 +77,11 @@ func (s *Store) scanWebhook(row pgx.Row) (domain.Webhook, error) {
 	return w, nil
 }
 
-// CreateWebhook inserts w and returns it as stored (version and times set), or domain.ErrNotFound
-// when the account does not exist.
-func (s *Store) CreateWebhook(ctx context.Context, w domain.Webhook) (domain.Webhook, error) {
+// CreateWebhook inserts w and returns it as stored (version and times set), or
+// domain.ErrNotFound when the account does not exist, or domain.ErrLimitReached when the account
+// already has limit webhooks (limit <= 0: no limit). The account row is locked while counting, so
+// concurrent creates of one account cannot exceed the limit.
+func (s *Store) CreateWebhook(ctx context.Context, w domain.Webhook, limit int) (domain.Webhook, error) {
 	sl, err := s.seal(w)
 	if err != nil {
 		return domain.Webhook{}, wrap("create webhook", err)
@@ -85,17 +90,34 @@ func (s *Store) CreateWebhook(ctx context.Context, w domain.Webhook) (domain.Web
 	if kind == "" {
 		kind = domain.AuthNone
 	}
-	row := s.pool.QueryRow(ctx, `
-		INSERT INTO webhooks (id, account_id, url, event_types, enabled, description, auth_kind,
-			auth_header_name, auth_value_sealed, secret_sealed)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-		RETURNING `+webhookColumns,
-		w.ID, w.AccountID, w.URL, w.EventTypes, w.Enabled, w.Description, string(kind),
-		w.Auth.HeaderName, sl.auth, sl.secret)
-	out, err := s.scanWebhook(row)
-	if isForeignKeyViolation(err) {
-		return domain.Webhook{}, fmt.Errorf("create webhook: account %s: %w", w.AccountID, domain.ErrNotFound)
-	}
+	var out domain.Webhook
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// Lock first, count in the next statement: under READ COMMITTED a statement sees what
+		// was committed before it started, so the count must not share the locking statement.
+		var locked string
+		err := tx.QueryRow(ctx, `SELECT id FROM accounts WHERE id = $1 FOR UPDATE`, w.AccountID).Scan(&locked)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("account %s: %w", w.AccountID, domain.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		var n int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM webhooks WHERE account_id = $1`, w.AccountID).Scan(&n); err != nil {
+			return err
+		}
+		if limit > 0 && n >= limit {
+			return fmt.Errorf("%w: the account has %d webhooks, the most it may have", domain.ErrLimitReached, n)
+		}
+		out, err = s.scanWebhook(tx.QueryRow(ctx, `
+			INSERT INTO webhooks (id, account_id, url, event_types, enabled, description, auth_kind,
+				auth_header_name, auth_value_sealed, secret_sealed, timeout_seconds)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+			RETURNING `+webhookColumns,
+			w.ID, w.AccountID, w.URL, w.EventTypes, w.Enabled, w.Description, string(kind),
+			w.Auth.HeaderName, sl.auth, sl.secret, int32(w.Timeout/time.Second)))
+		return err
+	})
 	return out, wrap("create webhook", err)
 }
 
@@ -173,13 +195,13 @@ func (s *Store) UpdateWebhook(ctx context.Context, accountID, id string, change 
 		out, err = s.scanWebhook(tx.QueryRow(ctx, `
 			UPDATE webhooks SET url = $2, event_types = $3, enabled = $4, description = $5, auth_kind = $6,
 				auth_header_name = $7, auth_value_sealed = $8, secret_sealed = $9, prev_secret_sealed = $10,
-				prev_secret_expires_at = $11, disabled_reason = $12,
+				prev_secret_expires_at = $11, disabled_reason = $12, timeout_seconds = $14,
 				enabled_at = CASE WHEN $4 AND NOT $13 THEN now() ELSE enabled_at END,
 				version = nextval('webhook_version'), updated_at = now()
 			WHERE id = $1
 			RETURNING `+webhookColumns,
 			w.ID, w.URL, w.EventTypes, w.Enabled, w.Description, string(kind), w.Auth.HeaderName, sl.auth,
-			sl.secret, sl.prev, prevExp, w.DisabledReason, wasEnabled))
+			sl.secret, sl.prev, prevExp, w.DisabledReason, wasEnabled, int32(w.Timeout/time.Second)))
 		return err
 	})
 	return out, wrap("update webhook", err)
