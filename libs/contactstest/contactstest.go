@@ -27,6 +27,8 @@ type Created struct {
 	Phone     string
 	Source    string
 	Keyword   string
+	// Groups the contact was created in.
+	Groups []string
 }
 
 // Server is the fake. Its methods are safe for concurrent use.
@@ -143,7 +145,8 @@ func (s *Server) CreateContact(_ context.Context, req *contactsv1.CreateContactR
 	}
 	c := s.insert(req.GetAccountId(), phone)
 	c.Groups = req.GetContact().GetGroups()
-	s.created = append(s.created, Created{AccountID: req.GetAccountId(), Phone: phone, Source: req.GetSource(), Keyword: req.GetKeyword()})
+	s.created = append(s.created, Created{AccountID: req.GetAccountId(), Phone: phone, Source: req.GetSource(), Keyword: req.GetKeyword(),
+		Groups: req.GetContact().GetGroups()})
 	return &contactsv1.CreateContactResponse{Contact: proto.CloneOf(c)}, nil
 }
 

@@ -53,6 +53,10 @@ func TestWithRealContactsService(t *testing.T) {
 	if newContact["source"] != "keyword_optin" || newContact["keyword"] != "JOIN" || newContact["phone"] != janePhone {
 		t.Errorf("new_contact: got %v, want source keyword_optin, keyword JOIN, phone %s", newContact, janePhone)
 	}
+	// The product page's example: a contact who joined by keyword arrives with its groups.
+	if diff := cmp.Diff([]any{"Events"}, newContact["groups"]); diff != "" {
+		t.Errorf("new_contact groups (-want +got):\n%s", diff)
+	}
 	want := map[string]any{"contact_id": newContact["contact_id"], "phone": janePhone, "keyword": "JOIN",
 		"groups": []any{"Events"}, "new_contact": true}
 	if diff := cmp.Diff(want, optIn); diff != "" {

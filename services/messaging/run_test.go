@@ -185,7 +185,8 @@ func TestKeywordOptInEndToEnd(t *testing.T) {
 			t.Fatalf("JOIN from %s: got %d, want 200", tc.from, code)
 		}
 	}
-	if diff := cmp.Diff([]contactstest.Created{{AccountID: acct, Phone: janePhone, Source: "keyword_optin", Keyword: "JOIN"}}, s.contacts.Created()); diff != "" {
+	if diff := cmp.Diff([]contactstest.Created{{AccountID: acct, Phone: janePhone, Source: "keyword_optin", Keyword: "JOIN",
+		Groups: []string{"Events", "customers"}}}, s.contacts.Created()); diff != "" {
 		t.Errorf("created contacts (-want +got):\n%s", diff)
 	}
 	jane, _ := s.contacts.Contact(acct, janePhone)

@@ -35,9 +35,9 @@ func (c *Contacts) ByPhone(ctx context.Context, accountID, phone string) (app.Co
 }
 
 // Create implements app.Contacts.
-func (c *Contacts) Create(ctx context.Context, accountID, phone, source, keyword string) (app.Contact, error) {
+func (c *Contacts) Create(ctx context.Context, accountID, phone, source, keyword string, groups []string) (app.Contact, error) {
 	resp, err := c.client.CreateContact(ctx, &contactsv1.CreateContactRequest{
-		AccountId: accountID, Contact: &contactsv1.Contact{Phone: phone}, Source: source, Keyword: keyword,
+		AccountId: accountID, Contact: &contactsv1.Contact{Phone: phone, Groups: groups}, Source: source, Keyword: keyword,
 	})
 	if err != nil {
 		return app.Contact{}, mapErr("create contact", err)

@@ -45,9 +45,9 @@ type Contact struct {
 type Contacts interface {
 	// ByPhone returns ErrNotFound when the account has no contact with that number.
 	ByPhone(ctx context.Context, accountID, phone string) (Contact, error)
-	// Create adds a contact; the contacts service emits new_contact with source (and keyword).
-	// It returns ErrAlreadyExists when the number is taken.
-	Create(ctx context.Context, accountID, phone, source, keyword string) (Contact, error)
+	// Create adds a contact in groups; the contacts service emits new_contact with source (and
+	// keyword, and the groups). It returns ErrAlreadyExists when the number is taken.
+	Create(ctx context.Context, accountID, phone, source, keyword string, groups []string) (Contact, error)
 	// SetOptOut reports whether the state changed.
 	SetOptOut(ctx context.Context, accountID, contactID string, optedOut bool) (bool, error)
 	AddToGroups(ctx context.Context, accountID, contactID string, groups []string) (Contact, error)

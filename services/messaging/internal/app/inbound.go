@@ -138,10 +138,13 @@ func (s *Service) findOrCreateContact(ctx context.Context, accountID, phone stri
 		return Contact{}, false, fmt.Errorf("find contact: %w", err)
 	}
 	source, keyword := "inbound", ""
+	var groups []string
 	if intent.Kind == domain.KindKeyword {
-		source, keyword = "keyword_optin", intent.Word
+		// Created in the keyword's groups, so that new_contact carries the groups the contact
+		// joins (apply adds them again, idempotently, for a contact that already existed).
+		source, keyword, groups = "keyword_optin", intent.Word, intent.Keyword.Groups
 	}
-	c, err = s.contacts.Create(ctx, accountID, phone, source, keyword)
+	c, err = s.contacts.Create(ctx, accountID, phone, source, keyword, groups)
 	if errors.Is(err, ErrAlreadyExists) {
 		// Another message from the same new sender won the race.
 		c, err = s.contacts.ByPhone(ctx, accountID, phone)
