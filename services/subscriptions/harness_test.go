@@ -71,16 +71,27 @@ func (l *lockedBuffer) String() string {
 
 func newEnv(t *testing.T, extraArgs ...string) *env {
 	t.Helper()
+	return newEnvVia(t, nil, extraArgs...)
+}
+
+// newEnvVia is newEnv with the service reaching its database at serviceDB(e.dbURL) when
+// serviceDB is not nil (through a proxy the test can stop); e.dbURL stays the direct URL.
+func newEnvVia(t *testing.T, serviceDB func(string) string, extraArgs ...string) *env {
+	t.Helper()
 	ns, err := natsserver.Start(natsserver.Options{Port: -1, StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatalf("start nats-server: %v", err)
 	}
 	t.Cleanup(ns.Shutdown)
 	e := &env{t: t, dbURL: pgtest.NewDatabase(t), natsURL: ns.ClientURL()}
+	runDB := e.dbURL
+	if serviceDB != nil {
+		runDB = serviceDB(e.dbURL)
+	}
 
 	e.args = append([]string{
 		"-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0",
-		"-nats-url", e.natsURL, "-database-url", e.dbURL,
+		"-nats-url", e.natsURL, "-database-url", runDB,
 		"-service-token", testServiceToken, "-secrets-keys", testKeys(),
 		"-ssrf-allow", "127.0.0.0/8", "-allow-insecure-http", "true", "-log-level", "warn",
 	}, extraArgs...)
