@@ -41,6 +41,7 @@ type env struct {
 	args     []string
 	dbURL    string
 	natsURL  string
+	ns       *natsserver.Server
 	addrs    addrs
 	logs     *lockedBuffer
 	conn     *grpc.ClientConn
@@ -83,7 +84,7 @@ func newEnvVia(t *testing.T, serviceDB func(string) string, extraArgs ...string)
 		t.Fatalf("start nats-server: %v", err)
 	}
 	t.Cleanup(ns.Shutdown)
-	e := &env{t: t, dbURL: pgtest.NewDatabase(t), natsURL: ns.ClientURL()}
+	e := &env{t: t, dbURL: pgtest.NewDatabase(t), natsURL: ns.ClientURL(), ns: ns}
 	runDB := e.dbURL
 	if serviceDB != nil {
 		runDB = serviceDB(e.dbURL)

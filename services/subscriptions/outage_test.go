@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/url"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -66,4 +67,28 @@ func TestPostgresOutageAnswersUnavailable(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestNATSOutageAnswersUnavailable stops the nats-server: a redelivery, which needs JetStream,
+// answers UNAVAILABLE (retry later), while calls that need only PostgreSQL keep working.
+func TestNATSOutageAnswersUnavailable(t *testing.T) {
+	e := newEnv(t)
+	accountID, ctx := e.admin("Acme")
+	id := e.createWebhook(ctx, validCreate()).GetWebhook().GetId()
+	e.publishAttempt(t, record(accountID, id, "del_x", 1, webhooksv1.Outcome_OUTCOME_DEAD_LETTERED, time.Now()))
+	eventually(t, "attempt listed", func() error {
+		resp, err := e.webhooks.ListDeliveryAttempts(ctx, &webhooksv1.ListDeliveryAttemptsRequest{})
+		if err != nil || len(resp.GetAttempts()) != 1 {
+			return errNotYet
+		}
+		return nil
+	})
+	e.ns.Shutdown()
+	_, err := e.webhooks.RedeliverDelivery(ctx, &webhooksv1.RedeliverDeliveryRequest{DeliveryId: "del_x"})
+	if got := status.Code(err); got != codes.Unavailable {
+		t.Errorf("RedeliverDelivery with NATS down: got %s (%v), want %s", got, err, codes.Unavailable)
+	}
+	if _, err := e.webhooks.GetWebhook(ctx, &webhooksv1.GetWebhookRequest{Id: id}); err != nil {
+		t.Errorf("GetWebhook with NATS down: %v, want it served from PostgreSQL", err)
+	}
 }
