@@ -72,6 +72,9 @@ type stackOptions struct {
 	contacts func(t *testing.T, natsURL, dbURL string) string
 	// natsDown starts messaging while its NATS server is down; stack.startNATS brings it up.
 	natsDown bool
+	// serviceDB, when set, is the database URL messaging uses instead of the direct one (a
+	// proxy the test can stop).
+	serviceDB func(dbURL string) string
 }
 
 // startStackWith starts messaging as opts say.
@@ -142,8 +145,12 @@ func startStackWith(t *testing.T, opts stackOptions) *stack {
 		contactsAddr = opts.contacts(t, natsURL, dbURL)
 	}
 
+	runDB := dbURL
+	if opts.serviceDB != nil {
+		runDB = opts.serviceDB(dbURL)
+	}
 	env := map[string]string{
-		"NATS_URL": natsURL, "DATABASE_URL": dbURL, "GRPC_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0",
+		"NATS_URL": natsURL, "DATABASE_URL": runDB, "GRPC_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0",
 		"HTTP_ADDR": "127.0.0.1:0", "PUBLIC_BASE_URL": publicBaseURL, "CONTACTS_ADDR": contactsAddr,
 		"SERVICE_TOKEN": testToken, "LOG_LEVEL": "debug",
 		"SECRETS_KEYS": "k1:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32)),

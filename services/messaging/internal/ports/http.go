@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/customertext/webhooks/libs/server"
 	"github.com/customertext/webhooks/libs/telemetry"
 	"github.com/customertext/webhooks/services/messaging/internal/app"
 	"github.com/customertext/webhooks/services/messaging/internal/carrier"
@@ -63,6 +64,10 @@ func NewInboundHandler(svc *app.Service, publicBaseURL string, tracing *telemetr
 			return
 		case errors.Is(err, domain.ErrInvalid):
 			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		case server.Unavailable(err):
+			logger.WarnContext(r.Context(), "inbound sms waits for a dependency; the carrier will retry", "error", err)
+			http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
 			return
 		case err != nil:
 			logger.ErrorContext(r.Context(), "inbound sms failed; the carrier will retry", "error", err)
