@@ -149,13 +149,13 @@ func (s *Service) UpdateWebhook(ctx context.Context, p domain.Principal, id stri
 				cur.Auth = next
 			}
 		}
-		if cur.Auth.Kind != domain.AuthNone && cur.Auth.Kind != "" && !authSupplied && !domain.SameOrigin(w.URL, cur.URL) {
-			return &domain.ValidationError{Field: "webhook.auth", Reason: "the url moves to another origin (scheme, host or port): " +
-				"the stored auth is never sent there; name auth in update_mask and give its value again, or set no auth"}
-		}
 		valid, err := s.cfg.Policy.Validate(cur, "webhook.")
 		if err != nil {
 			return err
+		}
+		if valid.Auth.Kind != domain.AuthNone && valid.Auth.Kind != "" && !authSupplied && !domain.SameOrigin(w.URL, valid.URL) {
+			return &domain.ValidationError{Field: "webhook.auth", Reason: "the url moves to another origin (scheme, host or port): " +
+				"the stored auth is never sent there; name auth in update_mask and give its value again, or set no auth"}
 		}
 		if valid.Enabled && !w.Enabled {
 			w.DisabledReason = ""
