@@ -3,6 +3,7 @@ package ssrf
 import (
 	"errors"
 	"net/netip"
+	"strings"
 	"testing"
 )
 
@@ -143,4 +144,26 @@ func TestCheckHost(t *testing.T) {
 	if err := New(allow).CheckHost("127.0.0.1"); err != nil {
 		t.Errorf("CheckHost(127.0.0.1) with the allow-list: %v", err)
 	}
+}
+
+// FuzzCheckHost: whatever the host, CheckHost never panics, and refuses exactly the literal
+// addresses Check refuses.
+func FuzzCheckHost(f *testing.F) {
+	for _, s := range []string{"example.com", "127.0.0.1", "[::1]", "fe80::1%eth0", "[::ffff:10.0.0.1]", "", "["} {
+		f.Add(s)
+	}
+	g := New(nil)
+	f.Fuzz(func(t *testing.T, host string) {
+		err := g.CheckHost(host)
+		addr, perr := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
+		if perr != nil {
+			if err != nil {
+				t.Fatalf("CheckHost(%q) = %v for a name, want nil (names are checked at dial time)", host, err)
+			}
+			return
+		}
+		if (err == nil) != (g.Check(addr) == nil) {
+			t.Fatalf("CheckHost(%q) = %v, Check = %v", host, err, g.Check(addr))
+		}
+	})
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/emptypb"
@@ -174,6 +176,17 @@ func TestEnabledOmittedMeansEnabled(t *testing.T) {
 	req.Enabled = proto.Bool(false)
 	if got := e.createWebhook(ctx, req).GetWebhook().GetEnabled(); got {
 		t.Errorf("enabled=false: got enabled=%v, want false", got)
+	}
+}
+
+func TestBearerSchemeIsCaseInsensitive(t *testing.T) {
+	e := newEnv(t)
+	_, keys := e.account("Acme")
+	for _, scheme := range []string{"bearer", "BEARER", "Bearer"} {
+		ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", scheme+" "+keys[webhooksv1.Role_ROLE_ADMIN])
+		if _, err := e.webhooks.ListWebhooks(ctx, &webhooksv1.ListWebhooksRequest{}); err != nil {
+			t.Errorf("authorization %q: %v, want the key accepted (RFC 7235: the scheme is case-insensitive)", scheme+" <key>", err)
+		}
 	}
 }
 
