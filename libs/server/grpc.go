@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -96,15 +95,10 @@ func (g *GRPC) Serve(ctx context.Context, lis net.Listener, grace time.Duration)
 type Check func(ctx context.Context) error
 
 // NewAdmin returns the admin HTTP handler: /metrics, /healthz (the process is alive), /readyz
-// (every check passes within 2 s) and /debug/pprof/.
+// (every check passes within 2 s). Profiles are not on it: see NewPprof.
 func NewAdmin(reg prometheus.Gatherer, logger *slog.Logger, checks map[string]Check) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	// Profiles on the admin port (never exposed publicly) let SREs see where CPU goes in
-	// production without a rebuild.
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})

@@ -31,6 +31,7 @@ func TestParseConfig(t *testing.T) {
 	defaults := config{
 		NATSURL: "nats://127.0.0.1:4222", DatabaseURL: postgres.DefaultURL, GRPCAddr: "127.0.0.1:7101",
 		AdminAddr: "127.0.0.1:7201", ServiceToken: "tok", LogLevel: "info", LogFormat: "json", ShutdownGrace: 10 * time.Second,
+		Migrate: true,
 	}
 	tests := []struct {
 		name    string
@@ -59,6 +60,7 @@ func TestParseConfig(t *testing.T) {
 		},
 		{name: "token required", getenv: env(), wantErr: "SERVICE_TOKEN"},
 		{name: "unknown flag", args: []string{"-nope"}, getenv: env("SERVICE_TOKEN", "tok"), wantErr: "nope"},
+		{name: "pprof on a public address", args: []string{"-pprof-addr", "0.0.0.0:6060"}, getenv: env("SERVICE_TOKEN", "tok"), wantErr: "PPROF_ADDR"},
 		{name: "stray argument", args: []string{"serve"}, getenv: env("SERVICE_TOKEN", "tok"), wantErr: "unexpected arguments"},
 		{name: "bad grace", args: []string{"-shutdown-grace", "0s"}, getenv: env("SERVICE_TOKEN", "tok"), wantErr: "shutdown-grace"},
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -29,10 +30,13 @@ import (
 
 const (
 	serviceName = "contacts"
-	version     = "dev"
 
 	defaultNATSURL = "nats://127.0.0.1:4222"
 )
+
+// version is the release stamped into the binary by the image build (-ldflags "-X
+// main.version=..."), reported in traces.
+var version = "dev"
 
 // config is the service's validated configuration.
 type config struct {
@@ -45,6 +49,11 @@ type config struct {
 	LogLevel      string
 	LogFormat     string
 	ShutdownGrace time.Duration
+	// PprofAddr is the loopback address of the /debug/pprof listener; empty serves no profiles.
+	PprofAddr string
+	// Migrate applies the schema migrations at start-up (MIGRATE_ON_START, default true); off
+	// where a migrate Job runs them before a rollout.
+	Migrate bool
 }
 
 // firstOf returns the first non-empty value.
@@ -80,11 +89,23 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.StringVar(&c.LogLevel, "log-level", envOr(getenv, "LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
 	fs.StringVar(&c.LogFormat, "log-format", envOr(getenv, "LOG_FORMAT", "json"), "json or text (env LOG_FORMAT)")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long in-flight calls may finish at shutdown")
+	fs.StringVar(&c.PprofAddr, "pprof-addr", getenv("PPROF_ADDR"), "loopback address serving /debug/pprof; empty serves none (env PPROF_ADDR)")
+	migrate := fs.String("migrate-on-start", envOr(getenv, "MIGRATE_ON_START", "true"), "apply schema migrations at start-up; false where a migrate Job runs them (env MIGRATE_ON_START)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, fmt.Errorf("parse flags: %w", err)
 	}
 	if fs.NArg() > 0 {
-		return config{}, fmt.Errorf("unexpected arguments %q (subcommands: import)", fs.Args())
+		return config{}, fmt.Errorf("unexpected arguments %q (subcommands: import, migrate)", fs.Args())
+	}
+	m, err := strconv.ParseBool(*migrate)
+	if err != nil {
+		return config{}, fmt.Errorf("config: MIGRATE_ON_START %q: want true or false", *migrate)
+	}
+	c.Migrate = m
+	if c.PprofAddr != "" {
+		if err := server.CheckLoopback(c.PprofAddr); err != nil {
+			return config{}, fmt.Errorf("config: PPROF_ADDR: %w", err)
+		}
 	}
 	c.NATSURL = firstOf(c.NATSURL, getenv("NATS_URL"), defaultNATSURL)
 	c.DatabaseURL = firstOf(c.DatabaseURL, getenv("DATABASE_URL"), postgres.DefaultURL)
@@ -106,6 +127,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	if len(args) > 0 && args[0] == "import" {
 		return runImport(ctx, args[1:], getenv, stdout)
+	}
+	if len(args) > 0 && args[0] == "migrate" {
+		return runMigrate(ctx, args[1:], getenv, stdout)
 	}
 	cfg, err := parseConfig(args, getenv, stdout)
 	if err != nil {
@@ -137,8 +161,10 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		return err
 	}
 	defer pool.Close()
-	if err := adapters.Migrate(ctx, pool); err != nil {
-		return err
+	if cfg.Migrate {
+		if err := adapters.Migrate(ctx, pool); err != nil {
+			return err
+		}
 	}
 
 	nc, err := nats.Connect(cfg.NATSURL,
@@ -208,6 +234,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return grpcSrv.Serve(gctx, grpcLis, cfg.ShutdownGrace) })
 	g.Go(func() error { return server.ServeHTTP(gctx, adminLis, admin, cfg.ShutdownGrace) })
+	g.Go(func() error { return server.ServePprof(gctx, cfg.PprofAddr, cfg.ShutdownGrace) })
 	g.Go(func() error {
 		// The API accepts writes while NATS is unreachable: events wait in the outbox, and the
 		// relay starts once the streams are ensured.

@@ -9,9 +9,17 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/customertext/webhooks/libs/server"
 	"github.com/customertext/webhooks/libs/ssrf"
 	"github.com/customertext/webhooks/services/dispatcher/internal/retry"
 )
+
+// defaultNATSURL is the development NATS server.
+const defaultNATSURL = "nats://127.0.0.1:4222"
+
+// version is the release stamped into the binary by the image build (-ldflags "-X
+// main.version=..."); it is the default of the User-Agent version.
+var version = "dev"
 
 // config is the dispatcher's validated configuration.
 type config struct {
@@ -39,21 +47,25 @@ type config struct {
 	StreamReplicas    int
 	BulkRate          float64
 	BulkBurst         int
+	// PprofAddr is the loopback address of the /debug/pprof listener; empty serves no profiles.
+	PprofAddr string
 }
 
 // parseConfig reads flags, falling back to the environment, then to defaults.
-func parseConfig(args []string, getenv func(string) string) (config, error) {
+func parseConfig(args []string, getenv func(string) string, out io.Writer) (config, error) {
 	fs := flag.NewFlagSet("dispatcher", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs.SetOutput(out)
 	env := func(name, def string) string {
 		if v := getenv(name); v != "" {
 			return v
 		}
 		return def
 	}
-	natsURL := fs.String("nats-url", env("NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL")
+	// Settings that may hold credentials take their environment fallback after parsing, so that
+	// the usage text printed on a flag error never shows them.
+	natsURL := fs.String("nats-url", "", "NATS server URL (env NATS_URL, default "+defaultNATSURL+")")
 	adminAddr := fs.String("admin-addr", env("ADMIN_ADDR", "127.0.0.1:7205"), "admin HTTP address (/metrics, /healthz, /readyz)")
-	token := fs.String("service-token", env("SERVICE_TOKEN", ""), "service credential for WebhookConfigService (required)")
+	token := fs.String("service-token", "", "service credential for WebhookConfigService (env SERVICE_TOKEN, required)")
 	otlp := fs.String("otlp-endpoint", env("OTEL_EXPORTER_OTLP_ENDPOINT", ""), "OTLP/gRPC endpoint; empty disables export")
 	logLevel := fs.String("log-level", env("LOG_LEVEL", "info"), "log level")
 	logFormat := fs.String("log-format", env("LOG_FORMAT", "json"), "log format: json or text")
@@ -67,7 +79,8 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	timeout := fs.String("delivery-timeout", env("DELIVERY_TIMEOUT", "10s"), "default timeout of one attempt")
 	shutdown := fs.String("shutdown-timeout", env("SHUTDOWN_TIMEOUT", "25s"), "how long shutdown may take")
 	resync := fs.String("resync-interval", env("RESYNC_INTERVAL", "30s"), "period of the full webhook resync")
-	version := fs.String("version", env("VERSION", "dev"), "version sent in the User-Agent")
+	versionFlag := fs.String("version", env("VERSION", version), "version sent in the User-Agent")
+	pprofAddr := fs.String("pprof-addr", env("PPROF_ADDR", ""), "loopback address serving /debug/pprof; empty serves none")
 	schedule := fs.String("retry-schedule", env("RETRY_SCHEDULE", "0s,5s,5m,30m,2h,5h,10h,10h"), "delay before each attempt; the count is the number of attempts")
 	ackWait := fs.String("ack-wait", env("ACK_WAIT", "60s"), "AckWait of the delivery consumer; must exceed the delivery timeout")
 	cbFailures := fs.String("circuit-failures", env("CIRCUIT_FAILURES", "5"), "consecutive endpoint failures that open its circuit")
@@ -78,13 +91,25 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	if err := fs.Parse(args); err != nil {
 		return config{}, fmt.Errorf("parse flags: %w", err)
 	}
+	if *natsURL == "" {
+		*natsURL = env("NATS_URL", defaultNATSURL)
+	}
+	if *token == "" {
+		*token = getenv("SERVICE_TOKEN")
+	}
 
 	cfg := config{NATSURL: *natsURL, AdminAddr: *adminAddr, ServiceToken: *token, OTLPEndpoint: *otlp,
-		LogLevel: *logLevel, LogFormat: *logFormat, SubscriptionsAddr: *subs, Version: *version}
+		LogLevel: *logLevel, LogFormat: *logFormat, SubscriptionsAddr: *subs, Version: *versionFlag,
+		PprofAddr: *pprofAddr}
 	var errs []error
 	var err error
 	if cfg.ServiceToken == "" {
 		errs = append(errs, errors.New("SERVICE_TOKEN (-service-token) is required"))
+	}
+	if cfg.PprofAddr != "" {
+		if err := server.CheckLoopback(cfg.PprofAddr); err != nil {
+			errs = append(errs, fmt.Errorf("PPROF_ADDR: %w", err))
+		}
 	}
 	if cfg.SSRFAllow, err = ssrf.ParseAllowList(*allow); err != nil {
 		errs = append(errs, fmt.Errorf("SSRF_ALLOW: %w", err))

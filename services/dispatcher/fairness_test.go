@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -210,7 +211,7 @@ func TestConsumersMigrateFromTheSingleLaneFilter(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := parseConfig(nil, func(k string) string { return map[string]string{"SERVICE_TOKEN": "x"}[k] })
+	cfg, err := parseConfig(nil, func(k string) string { return map[string]string{"SERVICE_TOKEN": "x"}[k] }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -236,7 +237,7 @@ func TestRunStopsCleanly(t *testing.T) {
 	cs := startConfigServer(t, cfg)
 	env := dispatcherEnv(url, cs.addr)
 	// The consumers' goroutines live in the embedded server, not in run: create them first.
-	parsed, err := parseConfig(nil, func(k string) string { return env[k] })
+	parsed, err := parseConfig(nil, func(k string) string { return env[k] }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,11 +280,12 @@ func TestConfigValidation(t *testing.T) {
 		{"bad allow-list", map[string]string{"SERVICE_TOKEN": "x", "SSRF_ALLOW": "nope"}, nil, "SSRF_ALLOW"},
 		{"ack wait too short", map[string]string{"SERVICE_TOKEN": "x", "ACK_WAIT": "5s"}, nil, "ACK_WAIT"},
 		{"bad schedule", map[string]string{"SERVICE_TOKEN": "x", "RETRY_SCHEDULE": "soon"}, nil, "RETRY_SCHEDULE"},
+		{"pprof on a public address", map[string]string{"SERVICE_TOKEN": "x", "PPROF_ADDR": "0.0.0.0:6060"}, nil, "PPROF_ADDR"},
 		{"flag wins over env", map[string]string{"SERVICE_TOKEN": "x", "CONCURRENCY": "0"}, []string{"-concurrency", "8"}, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := parseConfig(tc.args, func(k string) string { return tc.env[k] })
+			cfg, err := parseConfig(tc.args, func(k string) string { return tc.env[k] }, io.Discard)
 			if tc.wantErr == "" {
 				if err != nil {
 					t.Fatalf("got %v, want no error", err)
@@ -296,7 +298,7 @@ func TestConfigValidation(t *testing.T) {
 			_ = cfg
 		})
 	}
-	cfg, err := parseConfig(nil, func(k string) string { return base[k] })
+	cfg, err := parseConfig(nil, func(k string) string { return base[k] }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

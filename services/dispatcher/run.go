@@ -40,7 +40,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			err = nil
 		}
 	}()
-	cfg, err := parseConfig(args, getenv)
+	cfg, err := parseConfig(args, getenv, stdout)
 	if err != nil {
 		return err
 	}
@@ -163,6 +163,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return server.ServeHTTP(gctx, lis, admin, 2*time.Second) })
+	g.Go(func() error { return server.ServePprof(gctx, cfg.PprofAddr, 2*time.Second) })
 	g.Go(func() error { return syncer.Run(gctx) })
 	g.Go(func() error {
 		// Fanning out before the index is loaded would ack events with no jobs.

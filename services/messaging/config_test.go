@@ -22,6 +22,8 @@ func TestConfig(t *testing.T) {
 		{"bad secrets keys", map[string]string{"SERVICE_TOKEN": "x", "SECRETS_KEYS": "k1:short"}, nil, "SECRETS_KEYS"},
 		{"bad address", map[string]string{"SERVICE_TOKEN": "x", "SECRETS_KEYS": testKeys}, []string{"-http-addr", "nope"}, "HTTP_ADDR"},
 		{"stray argument", map[string]string{"SERVICE_TOKEN": "x", "SECRETS_KEYS": testKeys}, []string{"extra"}, "unexpected"},
+		{"pprof on a public address", map[string]string{"SERVICE_TOKEN": "x", "SECRETS_KEYS": testKeys, "PPROF_ADDR": "0.0.0.0:6060"}, nil, "PPROF_ADDR"},
+		{"bad migrate-on-start", map[string]string{"SERVICE_TOKEN": "x", "SECRETS_KEYS": testKeys, "MIGRATE_ON_START": "sometimes"}, nil, "MIGRATE_ON_START"},
 		{"defaults", map[string]string{"SERVICE_TOKEN": "x", "SECRETS_KEYS": testKeys}, nil, ""},
 	}
 	for _, tc := range tests {
@@ -34,7 +36,7 @@ func TestConfig(t *testing.T) {
 				}
 				want := config{NATSURL: "nats://127.0.0.1:4222", DatabaseURL: cfg.DatabaseURL, GRPCAddr: "127.0.0.1:7102",
 					AdminAddr: "127.0.0.1:7202", HTTPAddr: "127.0.0.1:7302", PublicBaseURL: "http://127.0.0.1:7302",
-					ContactsAddr: "127.0.0.1:7101", ServiceToken: "x", LogLevel: "info", LogFormat: "json"}
+					ContactsAddr: "127.0.0.1:7101", ServiceToken: "x", LogLevel: "info", LogFormat: "json", Migrate: true}
 				if cfg.Keys == nil {
 					t.Fatal("got no keyring")
 				}

@@ -28,12 +28,18 @@ import (
 
 const (
 	serviceName   = "messaging"
-	version       = "dev"
 	shutdownGrace = 10 * time.Second
 )
 
+// version is the release stamped into the binary by the image build (-ldflags "-X
+// main.version=..."), reported in traces.
+var version = "dev"
+
 // run builds every dependency from the configuration and serves until ctx ends.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "migrate" {
+		return runMigrate(ctx, args[1:], getenv, stdout)
+	}
 	cfg, err := parseConfig(args, getenv, stdout)
 	if err != nil {
 		return err
@@ -60,8 +66,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer pool.Close()
-	if err := adapters.Migrate(ctx, pool); err != nil {
-		return err
+	if cfg.Migrate {
+		if err := adapters.Migrate(ctx, pool); err != nil {
+			return err
+		}
 	}
 
 	// The service starts and accepts work while NATS is unreachable: events wait in the outbox.
@@ -132,6 +140,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return grpcSrv.Serve(gctx, grpcLis, shutdownGrace) })
 	g.Go(func() error { return server.ServeHTTP(gctx, adminLis, admin, shutdownGrace) })
+	g.Go(func() error { return server.ServePprof(gctx, cfg.PprofAddr, shutdownGrace) })
 	g.Go(func() error { return server.ServeHTTP(gctx, httpLis, inbound, shutdownGrace) })
 	g.Go(func() error {
 		if !streams.EnsureWithRetry(gctx, js, streams.Config{}, logger) {

@@ -62,6 +62,9 @@ func start(ctx context.Context, args []string, getenv func(string) string, stdou
 			return revokeAPIKey(ctx, args[1:], getenv, stdout)
 		}
 	}
+	if len(args) > 0 && args[0] == "migrate" {
+		return runMigrate(ctx, args[1:], getenv, stdout)
+	}
 	cfg, err := parseConfig(args, getenv, stdout)
 	if err != nil {
 		return err
@@ -92,8 +95,10 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready func(addrs))
 		return err
 	}
 	defer pool.Close()
-	if err := pgstore.Migrate(ctx, pool); err != nil {
-		return err
+	if cfg.Migrate {
+		if err := pgstore.Migrate(ctx, pool); err != nil {
+			return err
+		}
 	}
 	store := pgstore.New(pool, cfg.Keys)
 
@@ -188,6 +193,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready func(addrs))
 	g.Go(func() error { return grpcSrv.Serve(gctx, grpcLis, shutdownGrace) })
 	g.Go(func() error { return server.ServeHTTP(gctx, httpLis, api, shutdownGrace) })
 	g.Go(func() error { return server.ServeHTTP(gctx, adminLis, admin, shutdownGrace) })
+	g.Go(func() error { return server.ServePprof(gctx, cfg.PprofAddr, shutdownGrace) })
 	g.Go(func() error { return writer.Run(gctx) })
 	g.Go(func() error {
 		return app.RunRetention(gctx, store, cfg.AttemptRetention, retentionInterval, logger)
@@ -207,10 +213,11 @@ func createAccount(ctx context.Context, args []string, getenv func(string) strin
 	fs.SetOutput(stdout)
 	name := fs.String("name", "", "account name (required)")
 	email := fs.String("admin-email", "", "e-mail of the account's first admin (required)")
-	dbURL := fs.String("database-url", envOr(getenv, "DATABASE_URL", postgres.DefaultURL), "PostgreSQL URL (DATABASE_URL)")
+	dbURL := fs.String("database-url", "", "PostgreSQL URL (DATABASE_URL, default "+postgres.DefaultURL+")")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("create-account: %w", err)
 	}
+	*dbURL = envOr(getenv, "DATABASE_URL", postgres.DefaultURL, *dbURL)
 	if *name == "" || *email == "" {
 		return errors.New("create-account: -name and -admin-email are required")
 	}
@@ -243,11 +250,11 @@ func storeOnly(pool *pgxpool.Pool) *app.Service {
 
 // openCLI parses a CLI subcommand's flags (plus -database-url) and opens its database.
 func openCLI(ctx context.Context, fs *flag.FlagSet, args []string, getenv func(string) string) (*pgxpool.Pool, error) {
-	dbURL := fs.String("database-url", envOr(getenv, "DATABASE_URL", postgres.DefaultURL), "PostgreSQL URL (DATABASE_URL)")
+	dbURL := fs.String("database-url", "", "PostgreSQL URL (DATABASE_URL, default "+postgres.DefaultURL+")")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	pool, err := postgres.Open(ctx, *dbURL, pgstore.Schema, 2)
+	pool, err := postgres.Open(ctx, envOr(getenv, "DATABASE_URL", postgres.DefaultURL, *dbURL), pgstore.Schema, 2)
 	if err != nil {
 		return nil, err
 	}
@@ -294,5 +301,29 @@ func revokeAPIKey(ctx context.Context, args []string, getenv func(string) string
 		return fmt.Errorf("revoke-api-key: %w", err)
 	}
 	_, err = fmt.Fprintf(stdout, "revoked=%s\n", *id)
+	return err
+}
+
+// runMigrate is the "migrate" subcommand: it applies the schema migrations and exits. The migrate
+// Job runs it before a rollout, so that no pod migrates at start-up (MIGRATE_ON_START=false).
+func runMigrate(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	dbURL := fs.String("database-url", "", "PostgreSQL URL (DATABASE_URL, default "+postgres.DefaultURL+")")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("migrate: unexpected arguments %q", fs.Args())
+	}
+	pool, err := postgres.Open(ctx, envOr(getenv, "DATABASE_URL", postgres.DefaultURL, *dbURL), pgstore.Schema, 2)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer pool.Close()
+	if err := pgstore.Migrate(ctx, pool); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	_, err = fmt.Fprintf(stdout, "schema %s migrated\n", pgstore.Schema)
 	return err
 }

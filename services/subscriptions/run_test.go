@@ -64,6 +64,12 @@ func TestParseConfig(t *testing.T) {
 				}
 			}},
 		{name: "bad cors origin", env: merge(base, map[string]string{"CORS_ORIGINS": "app.example.com/x"}), wantErr: "CORS_ORIGINS"},
+		{name: "pprof off by default", env: base, check: func(t *testing.T, c config) {
+			if c.PprofAddr != "" || !c.Migrate {
+				t.Errorf("got pprof %q migrate %v, want none and true", c.PprofAddr, c.Migrate)
+			}
+		}},
+		{name: "pprof on a public address", env: merge(base, map[string]string{"PPROF_ADDR": ":6060"}), wantErr: "PPROF_ADDR"},
 		{name: "stray argument", env: base, args: []string{"serve"}, wantErr: "unexpected arguments"},
 	}
 	for _, tt := range tests {
