@@ -41,7 +41,7 @@ func WriteArchive(file, ref string, img v1.Image) error {
 		return fmt.Errorf("write %s: layout: %w", file, err)
 	}
 	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{
-		RefAnnotation:             ref,
+		RefAnnotation:              ref,
 		"io.containerd.image.name": tag.Name(),
 	})); err != nil {
 		return fmt.Errorf("write %s: layout: %w", file, err)
