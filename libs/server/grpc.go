@@ -17,12 +17,17 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
+	"google.golang.org/grpc/keepalive"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
 	"github.com/customertext/webhooks/libs/telemetry"
 )
+
+// MaxConnectionAge is how long a client connection to a gRPC server lives before the server asks
+// the client to reconnect (in-flight calls get 30 s more).
+const MaxConnectionAge = 5 * time.Minute
 
 // GRPC is a gRPC server with health and reflection registered.
 type GRPC struct {
@@ -56,6 +61,12 @@ func NewGRPC(reg prometheus.Registerer, tr *telemetry.Tracing, extra ...grpc.Una
 	}
 	chain := append([]grpc.UnaryServerInterceptor{metrics, rejectUndecodable}, extra...)
 	s := grpc.NewServer(
+		// Clients re-resolve when a connection ends: without an age limit a client would stay on
+		// the replicas it found first and never use the ones a scale-up adds.
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			MaxConnectionAge:      MaxConnectionAge,
+			MaxConnectionAgeGrace: 30 * time.Second,
+		}),
 		grpc.StatsHandler(otelgrpc.NewServerHandler(
 			otelgrpc.WithTracerProvider(tr.Provider), otelgrpc.WithPropagators(tr.Propagator))),
 		grpc.ForceServerCodecV2(newCodec()), // undecodable requests: see codec.go
