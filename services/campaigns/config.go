@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 
 	"github.com/customertext/webhooks/libs/postgres"
 	"github.com/customertext/webhooks/libs/server"
@@ -106,7 +107,8 @@ func (c config) validate() error {
 		errs = append(errs, errors.New("SERVICE_TOKEN (-service-token) is required"))
 	}
 	for name, addr := range map[string]string{"GRPC_ADDR": c.GRPCAddr, "ADMIN_ADDR": c.AdminAddr, "CONTACTS_ADDR": c.ContactsAddr} {
-		if _, _, err := net.SplitHostPort(addr); err != nil {
+		// A gRPC target may name its resolver: dns:///contacts-headless:7101 in Kubernetes.
+		if _, _, err := net.SplitHostPort(strings.TrimPrefix(addr, "dns:///")); err != nil {
 			errs = append(errs, fmt.Errorf("%s %q: want host:port", name, addr))
 		}
 	}

@@ -251,6 +251,7 @@ func TestConfig(t *testing.T) {
 		{"no token", map[string]string{}, nil, "SERVICE_TOKEN"},
 		{"bad concurrency", map[string]string{"SERVICE_TOKEN": "x", "SEND_CONCURRENCY": "0"}, nil, "SEND_CONCURRENCY"},
 		{"bad address", map[string]string{"SERVICE_TOKEN": "x"}, []string{"-grpc-addr", "nope"}, "GRPC_ADDR"},
+		{"contacts as a gRPC dns target", map[string]string{"SERVICE_TOKEN": "x", "CONTACTS_ADDR": "dns:///contacts-headless:7101"}, []string{"-send-concurrency", "4"}, ""},
 		{"pprof on a public address", map[string]string{"SERVICE_TOKEN": "x", "PPROF_ADDR": "0.0.0.0:6060"}, nil, "PPROF_ADDR"},
 		{"flag beats env", map[string]string{"SERVICE_TOKEN": "x", "SEND_CONCURRENCY": "nope"}, []string{"-send-concurrency", "4"}, ""},
 	}

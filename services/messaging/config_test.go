@@ -24,12 +24,19 @@ func TestConfig(t *testing.T) {
 		{"stray argument", map[string]string{"SERVICE_TOKEN": "x", "SECRETS_KEYS": testKeys}, []string{"extra"}, "unexpected"},
 		{"pprof on a public address", map[string]string{"SERVICE_TOKEN": "x", "SECRETS_KEYS": testKeys, "PPROF_ADDR": "0.0.0.0:6060"}, nil, "PPROF_ADDR"},
 		{"bad migrate-on-start", map[string]string{"SERVICE_TOKEN": "x", "SECRETS_KEYS": testKeys, "MIGRATE_ON_START": "sometimes"}, nil, "MIGRATE_ON_START"},
+		{"contacts as a gRPC dns target", map[string]string{"SERVICE_TOKEN": "x", "SECRETS_KEYS": testKeys, "CONTACTS_ADDR": "dns:///contacts-headless:7101", "PPROF_ADDR": "127.0.0.1:6060"}, nil, "none"},
 		{"defaults", map[string]string{"SERVICE_TOKEN": "x", "SECRETS_KEYS": testKeys}, nil, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var out strings.Builder
 			cfg, err := parseConfig(tc.args, func(k string) string { return tc.env[k] }, &out)
+			if tc.wantErr == "none" {
+				if err != nil {
+					t.Errorf("got error %v, want none", err)
+				}
+				return
+			}
 			if tc.wantErr == "" {
 				if err != nil {
 					t.Fatalf("got error %v", err)
