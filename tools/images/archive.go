@@ -51,7 +51,7 @@ func WriteArchive(file, ref string, img v1.Image) error {
 		return fmt.Errorf("write %s: %w", file, err)
 	}
 	blob := func(h v1.Hash) string { return "blobs/" + h.Algorithm + "/" + h.Hex }
-	entry := tarball.Descriptor{Config: blob(m.Config.Digest), RepoTags: []string{tag.Name()}}
+	entry := tarball.Descriptor{Config: blob(m.Config.Digest), RepoTags: []string{tag.String()}}
 	for _, l := range m.Layers {
 		entry.Layers = append(entry.Layers, blob(l.Digest))
 	}
