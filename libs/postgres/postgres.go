@@ -85,8 +85,16 @@ func apply(ctx context.Context, pool *pgxpool.Pool, schema, name, body string) e
 			return fmt.Errorf("lock: %w", err)
 		}
 		ident := pgx.Identifier{schema}.Sanitize()
-		if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+ident); err != nil {
-			return fmt.Errorf("create schema: %w", err)
+		// CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema exists;
+		// in production the schema is made for the service's role, which has no such right.
+		var exists bool
+		if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", schema).Scan(&exists); err != nil {
+			return fmt.Errorf("look up schema: %w", err)
+		}
+		if !exists {
+			if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+ident); err != nil {
+				return fmt.Errorf("create schema: %w", err)
+			}
 		}
 		if _, err := tx.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+ident+`.schema_migrations (
 			name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
