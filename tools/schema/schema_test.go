@@ -40,6 +40,16 @@ func TestViolations(t *testing.T) {
 	}
 }
 
+// knownViolations are migrations merged before this check existed that break the rule, each with
+// what it breaks. Nothing may be added here: split a new migration into expand and contract.
+var knownViolations = map[string]string{
+	// SET NOT NULL on api_keys.id and account_id, which the previous release's inserts do not
+	// write: while subscriptions rolls out, creating an API key on an old pod fails. Reported;
+	// the fix is a later *_contract_* migration with the NOT NULLs, after a release that writes
+	// both columns.
+	"subscriptions/internal/adapters/pgstore/migrations/0003_api_keys.sql": "SET NOT NULL",
+}
+
 // Every migration in the repository follows expand/contract: a service's first migration
 // creates its schema from nothing, files named *_contract_* are the deliberate contract steps;
 // everything else must be expand-only.
@@ -72,6 +82,10 @@ func TestMigrationsAreExpandOnly(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, v := range schema.Violations(string(b)) {
+				if known, ok := knownViolations[strings.TrimPrefix(filepath.ToSlash(f), "../../services/")]; ok && strings.Contains(v, known) {
+					t.Logf("%s: known violation: %s", filepath.Base(f), v)
+					continue
+				}
 				t.Errorf("%s/%s: %s (see docs/architecture.md, expand/contract)", dir, filepath.Base(f), v)
 			}
 		}
