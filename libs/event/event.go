@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	eventsv1 "github.com/customertext/webhooks/libs/gen/customertext/events/v1"
+	"github.com/customertext/webhooks/libs/identity"
 )
 
 // The event type names: the "event" field of the wire contract.
@@ -62,8 +63,9 @@ func TypeOf(payload proto.Message) (string, error) {
 
 // New wraps payload in an envelope with a fresh, time-ordered event id.
 func New(accountID string, payload proto.Message, at time.Time) (Envelope, error) {
-	if accountID == "" {
-		return Envelope{}, errors.New("new event: account id is required")
+	// The account id becomes a token of the event's subject (libs/identity).
+	if err := identity.Account(accountID); err != nil {
+		return Envelope{}, fmt.Errorf("new event: %w", err)
 	}
 	typ, err := TypeOf(payload)
 	if err != nil {

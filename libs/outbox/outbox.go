@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/customertext/webhooks/libs/event"
+	"github.com/customertext/webhooks/libs/identity"
 	"github.com/customertext/webhooks/libs/postgres"
 	"github.com/customertext/webhooks/libs/streams"
 )
@@ -52,6 +53,9 @@ func AddMany(ctx context.Context, tx pgx.Tx, schema string, events []Event) erro
 	ids, subjects, headers := make([]string, len(events)), make([]string, len(events)), make([]string, len(events))
 	bodies := make([][]byte, len(events))
 	for i, e := range events {
+		if err := checkIDs(e.Envelope); err != nil {
+			return err
+		}
 		body, err := e.Envelope.Marshal()
 		if err != nil {
 			return fmt.Errorf("add to outbox: %w", err)
@@ -81,6 +85,9 @@ func AddMany(ctx context.Context, tx pgx.Tx, schema string, events []Event) erro
 // relay when tx commits. It must be called on a transaction whose search_path is the service's
 // schema (the pools from postgres.Open are).
 func Add(ctx context.Context, tx pgx.Tx, schema string, env event.Envelope, headers nats.Header) error {
+	if err := checkIDs(env); err != nil {
+		return err
+	}
 	body, err := env.Marshal()
 	if err != nil {
 		return fmt.Errorf("add to outbox: %w", err)
@@ -98,6 +105,18 @@ func Add(ctx context.Context, tx pgx.Tx, schema string, env event.Envelope, head
 			INSERT INTO outbox (event_id, subject, body, headers) VALUES ($1, $2, $3, $4) RETURNING 1)
 		SELECT pg_notify($5, '') FROM ins`,
 		env.EventID, streams.EventSubject(env.AccountID, env.Event), body, h, Channel(schema)); err != nil {
+		return fmt.Errorf("add to outbox: %w", err)
+	}
+	return nil
+}
+
+// checkIDs refuses an envelope whose ids could not travel: the account id is a subject token and
+// the event id the Nats-Msg-Id of the relay's publish and part of every delivery's ids.
+func checkIDs(env event.Envelope) error {
+	if err := identity.Account(env.AccountID); err != nil {
+		return fmt.Errorf("add to outbox: %w", err)
+	}
+	if err := identity.Event(env.EventID); err != nil {
 		return fmt.Errorf("add to outbox: %w", err)
 	}
 	return nil

@@ -135,7 +135,7 @@ func TestClusterScheduleFiresAfterLeaderKill(t *testing.T) {
 	at := time.Now().Add(4 * time.Second)
 	for i := range n {
 		id := fmt.Sprintf("del_sched%d", i)
-		msg := nats.NewMsg(streams.ScheduleSubject(id))
+		msg := nats.NewMsg(streams.ScheduleSubject(id, ""))
 		msg.Header.Set("Nats-Schedule", "@at "+at.UTC().Format(time.RFC3339Nano))
 		msg.Header.Set("Nats-Schedule-Target", streams.ReadySubject("default", id))
 		msg.Header.Set(nats.MsgIdHdr, id+".1")

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -80,11 +81,32 @@ func ReadySubject(lane, deliveryID string) string {
 	return "deliveries.ready." + lane + "." + deliveryID
 }
 
-// ScheduleSubject is the unique schedule subject of a delivery waiting for its next attempt.
-// Re-publishing on it replaces the pending schedule.
-func ScheduleSubject(deliveryID string) string {
-	return "deliveries.sched." + deliveryID
+// ScheduleSubject is the unique schedule subject of a delivery's chain of attempts (its
+// generation, empty for the fan-out's chain) waiting for its next attempt. Re-publishing on it
+// replaces the pending schedule, so at most one schedule per chain is ever pending; two chains of
+// one delivery (a redelivery while the first still retries) never replace each other's.
+func ScheduleSubject(deliveryID, generation string) string {
+	if generation == "" {
+		return "deliveries.sched." + deliveryID
+	}
+	return "deliveries.sched." + deliveryID + "." + generation
 }
+
+// JobMsgID is the Nats-Msg-Id of a delivery job (ready or scheduled) for attempt of the chain
+// generation: "<delivery_id>.<attempt>" for the fan-out's chain, whose re-run after a crash must
+// be deduplicated, and "<delivery_id>.<generation>.<attempt>" for a redelivery's. Ids are unique
+// per chain and attempt, so a schedule is never mistaken for another chain's inside the
+// duplicate window.
+func JobMsgID(deliveryID, generation string, attempt int32) string {
+	a := strconv.FormatInt(int64(attempt), 10)
+	if generation == "" {
+		return deliveryID + "." + a
+	}
+	return deliveryID + "." + generation + "." + a
+}
+
+// MaxGenerationLen bounds a generation token (identity rules otherwise).
+const MaxGenerationLen = 36
 
 // AttemptSubject is the subject of an attempt record.
 func AttemptSubject(accountID string) string {
@@ -231,10 +253,14 @@ func matches(have, want jetstream.StreamConfig) bool {
 }
 
 // EnsureConsumer creates or updates a durable consumer. Two replicas racing to create the same
-// consumer with the same configuration both succeed.
+// consumer with the same configuration both succeed. A consumer without a bound on deliveries
+// gets MaxDeliver: no message may be delivered forever.
 func EnsureConsumer(ctx context.Context, js jetstream.JetStream, stream string, cc jetstream.ConsumerConfig) (jetstream.Consumer, error) {
 	if cc.Durable == "" {
 		return nil, errors.New("ensure consumer: durable name is required")
+	}
+	if cc.MaxDeliver <= 0 {
+		cc.MaxDeliver = MaxDeliver
 	}
 	wait := 100 * time.Millisecond
 	for {

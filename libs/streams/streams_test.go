@@ -147,7 +147,7 @@ func TestScheduleFiresOnWorkQueue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg := nats.NewMsg(streams.ScheduleSubject("d1"))
+	msg := nats.NewMsg(streams.ScheduleSubject("d1", ""))
 	msg.Data = []byte("job")
 	msg.Header.Set("Nats-Schedule", "@at "+time.Now().Add(time.Second).UTC().Format(time.RFC3339Nano))
 	msg.Header.Set("Nats-Schedule-Target", streams.ReadySubject("default", "d1"))

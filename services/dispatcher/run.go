@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -65,42 +67,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 
-	nc, err := nats.Connect(cfg.NATSURL, nats.Name(serviceName), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(false),
-		nats.DrainTimeout(2*time.Second),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil {
-				logger.Warn("nats disconnected", "error", err)
-			}
-		}))
-	if err != nil {
-		return fmt.Errorf("connect to nats: %w", err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8192))
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
-	}
-	setupCtx, cancelSetup := context.WithTimeout(ctx, 30*time.Second)
-	defer cancelSetup()
-	if err := streams.Ensure(setupCtx, js, streams.Config{Replicas: cfg.StreamReplicas}); err != nil {
-		return err
-	}
-	throttle := worker.NewThrottle(worker.ThrottleConfig{Target: cfg.BulkTarget, Min: cfg.BulkMin, Max: cfg.BulkConcurrency},
-		func(n int) { m.BulkLimit.Set(float64(n)) })
-	fanoutCons, laneCons, err := ensureConsumers(setupCtx, js, cfg, throttle)
-	if err != nil {
-		return err
-	}
-	cancelSetup()
-
 	conn, err := server.DialInternal(cfg.SubscriptionsAddr, cfg.ServiceToken, tracing)
 	if err != nil {
 		return fmt.Errorf("subscriptions client: %w", err)
 	}
 	defer conn.Close()
 	idx := index.New()
-	syncer := index.NewSyncer(idx, index.ClientSource{Client: webhooksv1.NewWebhookConfigServiceClient(conn)}, nc, logger,
-		index.SyncConfig{ResyncInterval: cfg.ResyncInterval})
+	source := index.ClientSource{Client: webhooksv1.NewWebhookConfigServiceClient(conn)}
 
 	sender, err := delivery.NewSender(delivery.Config{
 		Guard:     ssrf.New(cfg.SSRFAllow),
@@ -124,29 +97,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			return fmt.Errorf("register metrics: %w", err)
 		}
 	}
-
-	replicas := peers.New(nc, streams.DispatcherPeers, uuid.NewString(), 2*time.Second, func(n int) { m.Replicas.Set(float64(n)) })
-	lanes := fanout.NewFairness(cfg.BulkRate, cfg.BulkBurst, replicas.Count)
-	fan := fanout.New(js, fanoutCons, idx, lanes, m, logger, fanout.Config{Tracing: tracing})
-	// Leave a few seconds of the shutdown budget for closing connections.
-	drain := max(cfg.ShutdownTimeout-3*time.Second, time.Second)
-	pool, err := worker.New(js, laneCons, sender, syncer, guard, tracing, m, logger, worker.Config{
-		DefaultTimeout: cfg.DeliveryTimeout,
-		AckWait:        cfg.AckWait,
-		DrainTimeout:   drain,
-		Policy:         policy,
-	})
-	if err != nil {
-		return err
-	}
+	initSeries(m)
 
 	lis, err := net.Listen("tcp", cfg.AdminAddr)
 	if err != nil {
 		return fmt.Errorf("listen admin: %w", err)
 	}
+	var current atomic.Pointer[nats.Conn]
 	admin := server.NewAdmin(reg, logger, map[string]server.Check{
 		"nats": func(context.Context) error {
-			if !nc.IsConnected() {
+			if nc := current.Load(); nc == nil || !nc.IsConnected() {
 				return errors.New("not connected")
 			}
 			return nil
@@ -161,24 +121,145 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	logger.Info("dispatcher starting", "admin_addr", lis.Addr().String(), "version", cfg.Version,
 		"concurrency", cfg.Concurrency, "bulk_concurrency", cfg.BulkConcurrency, "per_endpoint_concurrency", cfg.PerEndpoint)
 
+	deps := sessionDeps{cfg: cfg, logger: logger, m: m, idx: idx, source: source, sender: sender, guard: guard,
+		policy: policy, tracing: tracing, current: &current}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return server.ServeHTTP(gctx, lis, admin, 2*time.Second) })
 	g.Go(func() error { return server.ServePprof(gctx, cfg.PprofAddr, 2*time.Second) })
+	g.Go(func() error { return superviseSessions(gctx, deps) })
+	err = g.Wait()
+	logger.Info("dispatcher stopped")
+	return err
+}
+
+// sessionDeps is what outlives a NATS session: everything but the connection and what is built on it.
+type sessionDeps struct {
+	cfg     config
+	logger  *slog.Logger
+	m       *metrics.Metrics
+	idx     *index.Index
+	source  index.Source
+	sender  *delivery.Sender
+	guard   *endpoint.Guard
+	policy  retry.Policy
+	tracing *telemetry.Tracing
+	current *atomic.Pointer[nats.Conn]
+}
+
+// errSessionEnded marks a session that ended while the process was meant to go on: the server
+// closed the connection (nats.go does not reconnect after some server errors, such as a control
+// line over the maximum) or a consumer's message stream closed.
+var errSessionEnded = errors.New("nats session ended")
+
+// superviseSessions runs NATS sessions until ctx ends. The first session's setup errors are
+// returned (a misconfigured replica fails fast); a session that ends later is rebuilt on a new
+// connection after a back-off, so no single message or server decision can stop the process.
+func superviseSessions(ctx context.Context, d sessionDeps) error {
+	backoff := time.Duration(0)
+	for first := true; ; first = false {
+		started, err := runSession(ctx, d)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil && first && !started {
+			return err
+		}
+		if started {
+			backoff = 0
+		}
+		backoff = min(max(2*backoff, 250*time.Millisecond), 10*time.Second)
+		d.m.NATSRestarts.Inc()
+		d.logger.Error("nats session ended; starting a new one", "error", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+	}
+}
+
+// runSession connects to NATS, ensures the topology and runs every component built on the
+// connection until ctx ends or the session ends. It reports whether the components started.
+func runSession(ctx context.Context, d sessionDeps) (started bool, err error) {
+	cfg, logger, m := d.cfg, d.logger, d.m
+	sctx, endSession := context.WithCancelCause(ctx)
+	defer endSession(nil)
+	nc, err := nats.Connect(cfg.NATSURL, nats.Name(serviceName), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(false),
+		nats.DrainTimeout(2*time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				logger.Warn("nats disconnected", "error", err)
+			}
+		}),
+		nats.ClosedHandler(func(c *nats.Conn) {
+			endSession(fmt.Errorf("%w: connection closed: %v", errSessionEnded, c.LastError()))
+		}))
+	if err != nil {
+		return false, fmt.Errorf("connect to nats: %w", err)
+	}
+	defer nc.Close()
+	d.current.Store(nc)
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8192))
+	if err != nil {
+		return false, fmt.Errorf("jetstream: %w", err)
+	}
+	setupCtx, cancelSetup := context.WithTimeout(sctx, 30*time.Second)
+	defer cancelSetup()
+	if err := streams.Ensure(setupCtx, js, streams.Config{Replicas: cfg.StreamReplicas}); err != nil {
+		return false, err
+	}
+	throttle := worker.NewThrottle(worker.ThrottleConfig{Target: cfg.BulkTarget, Min: cfg.BulkMin, Max: cfg.BulkConcurrency},
+		func(n int) { m.BulkLimit.Set(float64(n)) })
+	fanoutCons, laneCons, err := ensureConsumers(setupCtx, js, cfg, throttle)
+	if err != nil {
+		return false, err
+	}
+	cancelSetup()
+	watches, err := watchMaxDeliveries(nc, js, m, logger)
+	if err != nil {
+		return false, err
+	}
+	defer func() {
+		for _, w := range watches {
+			_ = w.Unsubscribe()
+		}
+	}()
+
+	syncer := index.NewSyncer(d.idx, d.source, nc, logger, index.SyncConfig{ResyncInterval: cfg.ResyncInterval})
+	replicas := peers.New(nc, streams.DispatcherPeers, uuid.NewString(), 2*time.Second, func(n int) { m.Replicas.Set(float64(n)) })
+	lanes := fanout.NewFairness(cfg.BulkRate, cfg.BulkBurst, replicas.Count)
+	fan := fanout.New(js, fanoutCons, d.idx, lanes, m, logger, fanout.Config{Tracing: d.tracing})
+	// Leave a few seconds of the shutdown budget for closing connections.
+	drain := max(cfg.ShutdownTimeout-3*time.Second, time.Second)
+	pool, err := worker.New(js, laneCons, d.sender, syncer, d.guard, d.tracing, m, logger, worker.Config{
+		DefaultTimeout: cfg.DeliveryTimeout,
+		AckWait:        cfg.AckWait,
+		DrainTimeout:   drain,
+		Policy:         d.policy,
+	})
+	if err != nil {
+		return false, err
+	}
+
+	g, gctx := errgroup.WithContext(sctx)
 	g.Go(func() error { return syncer.Run(gctx) })
 	g.Go(func() error {
 		// Fanning out before the index is loaded would ack events with no jobs.
 		select {
 		case <-gctx.Done():
 			return nil
-		case <-idx.Ready():
+		case <-d.idx.Ready():
 		}
-		return fan.Run(gctx)
+		if err := fan.Run(gctx); err != nil {
+			return fmt.Errorf("%w: %w", errSessionEnded, err)
+		}
+		return nil
 	})
 	g.Go(func() error {
 		select {
 		case <-gctx.Done():
 			return nil
-		case <-idx.Ready():
+		case <-d.idx.Ready():
 		}
 		return pool.Run(gctx)
 	})
@@ -186,11 +267,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	g.Go(func() error { throttle.Run(gctx); return nil })
 	g.Go(func() error { return replicas.Run(gctx) })
 	err = g.Wait()
+	if err == nil && ctx.Err() == nil {
+		err = context.Cause(sctx)
+	}
 	if derr := nc.Drain(); derr != nil && !errors.Is(derr, nats.ErrConnectionClosed) {
 		logger.Warn("drain nats", "error", derr)
 	}
-	logger.Info("dispatcher stopped")
-	return err
+	return true, err
 }
 
 // laneConsumers names the delivery consumers, one per lane.
@@ -221,7 +304,7 @@ func ensureConsumers(ctx context.Context, js jetstream.JetStream, cfg config, th
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       30 * time.Second,
 		MaxAckPending: 4096,
-		MaxDeliver:    -1,
+		MaxDeliver:    streams.MaxDeliver,
 	})
 	if err != nil {
 		return nil, nil, err
@@ -241,7 +324,7 @@ func ensureConsumers(ctx context.Context, js jetstream.JetStream, cfg config, th
 			AckWait:       cfg.AckWait,
 			// Each replica pulls at most the lane's concurrency; room for 16 replicas.
 			MaxAckPending: conc * 16,
-			MaxDeliver:    -1,
+			MaxDeliver:    streams.MaxDeliver,
 		})
 		if err != nil {
 			return nil, nil, err

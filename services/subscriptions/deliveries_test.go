@@ -21,6 +21,7 @@ import (
 	"github.com/customertext/webhooks/libs/delivery"
 	"github.com/customertext/webhooks/libs/event"
 	webhooksv1 "github.com/customertext/webhooks/libs/gen/customertext/webhooks/v1"
+	"github.com/customertext/webhooks/libs/identity"
 	"github.com/customertext/webhooks/libs/signing"
 	"github.com/customertext/webhooks/libs/streams"
 )
@@ -460,6 +461,7 @@ func TestAttemptLogWriterAndRedelivery(t *testing.T) {
 		}
 		return &job, msg
 	}
+	var firstGeneration string
 	t.Run("RedeliverDelivery", func(t *testing.T) {
 		if _, err := e.webhooks.RedeliverDelivery(ctx, &webhooksv1.RedeliverDeliveryRequest{DeliveryId: "del_1"}); err != nil {
 			t.Fatalf("RedeliverDelivery: %v", err)
@@ -468,15 +470,21 @@ func TestAttemptLogWriterAndRedelivery(t *testing.T) {
 		want := &webhooksv1.DeliveryJob{
 			DeliveryId: "del_1", EventId: recs[1].GetEventId(), EventType: "new_contact", AccountId: accountID, WebhookId: id,
 			Attempt: 1, Payload: recs[1].GetPayload(), Redelivery: true, EventTime: job.GetEventTime(),
+			Generation: job.GetGeneration(),
+		}
+		// A new chain: a fresh generation, part of every id of the chain.
+		if err := identity.Check("generation", job.GetGeneration(), streams.MaxGenerationLen); err != nil {
+			t.Errorf("generation %q: %v", job.GetGeneration(), err)
 		}
 		if diff := cmp.Diff(want, job, cmpProto()); diff != "" {
 			t.Errorf("job (-want +got):\n%s", diff)
 		}
+		firstGeneration = job.GetGeneration()
 		if want := streams.ReadySubject("default", "del_1"); msg.Subject() != want {
 			t.Errorf("subject: got %q, want %q", msg.Subject(), want)
 		}
-		if id := msg.Headers().Get(jetstream.MsgIDHeader); !strings.HasPrefix(id, "del_1.r") {
-			t.Errorf("Nats-Msg-Id: got %q, want del_1.r<nanos>", id)
+		if id, want := msg.Headers().Get(jetstream.MsgIDHeader), streams.JobMsgID("del_1", job.GetGeneration(), 1); id != want {
+			t.Errorf("Nats-Msg-Id: got %q, want %q", id, want)
 		}
 	})
 	t.Run("RedeliverFailed", func(t *testing.T) {
@@ -491,6 +499,9 @@ func TestAttemptLogWriterAndRedelivery(t *testing.T) {
 		job, _ := nextJob(t)
 		if job.GetDeliveryId() != "del_1" || !job.GetRedelivery() || job.GetAttempt() != 1 {
 			t.Errorf("job: got %v, want del_1 attempt 1 redelivery", job)
+		}
+		if job.GetGeneration() == "" || job.GetGeneration() == firstGeneration {
+			t.Errorf("generation: got %q, want a fresh one (the previous redelivery's was %q)", job.GetGeneration(), firstGeneration)
 		}
 		empty, err := e.webhooks.RedeliverFailed(ctx, &webhooksv1.RedeliverFailedRequest{
 			WebhookId: id, StartTime: timestamppb.New(now.Add(-2 * time.Hour)), EndTime: timestamppb.New(now.Add(-time.Hour))})

@@ -143,6 +143,11 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready func(addrs))
 		return err
 	}
 	writer := ports.NewAttemptLog(cons, svc, ports.AttemptLogConfig{}, logMetrics, logger)
+	maxDeliveries, err := ports.WatchAttemptLogMaxDeliveries(nc, logMetrics, logger)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = maxDeliveries.Unsubscribe() }()
 
 	grpcSrv, err := server.NewGRPC(reg, tracing, server.StatusInterceptor(logger), ports.AuthInterceptor(svc, cfg.ServiceToken, logger))
 	if err != nil {

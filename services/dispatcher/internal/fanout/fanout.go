@@ -22,6 +22,7 @@ import (
 
 	"github.com/customertext/webhooks/libs/event"
 	webhooksv1 "github.com/customertext/webhooks/libs/gen/customertext/webhooks/v1"
+	"github.com/customertext/webhooks/libs/identity"
 	"github.com/customertext/webhooks/libs/streams"
 	"github.com/customertext/webhooks/libs/telemetry"
 	"github.com/customertext/webhooks/services/dispatcher/internal/index"
@@ -155,7 +156,8 @@ func (f *Fanout) process(ctx context.Context, batch []jetstream.Msg) {
 			if errors.As(err, &inv) {
 				p.endSpan(err)
 				f.metrics.EventsInvalid.WithLabelValues(inv.reason).Inc()
-				f.logger.Warn("terminating invalid event", "subject", m.Subject(), "reason", inv.reason, "error", err)
+				// Logged once: a terminated message is never delivered again.
+				f.logger.Warn("terminating invalid event", "subject", truncate(m.Subject(), 256), "reason", inv.reason, "error", err)
 				if err := m.TermWithReason(inv.reason); err != nil {
 					f.logger.Warn("terminate invalid event", "error", err)
 				}
@@ -197,9 +199,15 @@ func (f *Fanout) process(ctx context.Context, batch []jetstream.Msg) {
 		}
 		if p.err != nil {
 			// Redelivered later; the jobs already stored are deduplicated then.
-			f.logger.Warn("fan-out failed; the event will be redelivered", "subject", p.msg.Subject(), "error", p.err)
+			// Back off: the consumer's MaxDeliver bounds the tries, and the server reports the
+			// end (streams.WatchMaxDeliveries).
+			delay := time.Second
+			if meta, err := p.msg.Metadata(); err == nil {
+				delay = streams.NakDelay(meta.NumDelivered, time.Second, streams.MaxNakDelay)
+			}
+			f.logger.Warn("fan-out failed; the event will be redelivered", "subject", p.msg.Subject(), "error", p.err, "retry_in", delay)
 			f.metrics.PlatformFailures.WithLabelValues(metrics.StageFanout).Inc()
-			_ = p.msg.NakWithDelay(time.Second)
+			_ = p.msg.NakWithDelay(delay)
 			p.endSpan(p.err)
 			continue
 		}
@@ -212,6 +220,20 @@ func (f *Fanout) process(ctx context.Context, batch []jetstream.Msg) {
 		}
 	}
 }
+
+// Reasons an EVENTS message is terminated: the "reason" label of dispatcher_events_invalid_total.
+const (
+	ReasonBadSubject      = "bad_subject"
+	ReasonBadAccountID    = "bad_account_id"
+	ReasonBadEventID      = "bad_event_id"
+	ReasonUnknownType     = "unknown_type"
+	ReasonUnparseable     = "unparseable"
+	ReasonSubjectMismatch = "subject_mismatch"
+)
+
+// InvalidReasons lists every reason, so that each series exists (at 0) from the start.
+var InvalidReasons = []string{ReasonBadSubject, ReasonBadAccountID, ReasonBadEventID, ReasonUnknownType,
+	ReasonUnparseable, ReasonSubjectMismatch}
 
 type invalidError struct {
 	reason string
@@ -228,22 +250,30 @@ func invalid(reason string, err error) error { return invalidError{reason: reaso
 func ParseEvent(subject string, body []byte) (event.Envelope, time.Time, error) {
 	account, typ, err := streams.ParseEventSubject(subject)
 	if err != nil {
-		return event.Envelope{}, time.Time{}, invalid("bad_subject", err)
+		return event.Envelope{}, time.Time{}, invalid(ReasonBadSubject, err)
+	}
+	if err := identity.Account(account); err != nil {
+		return event.Envelope{}, time.Time{}, invalid(ReasonBadAccountID, err)
 	}
 	env, err := event.Parse(body)
 	if err != nil {
 		if strings.Contains(err.Error(), "unknown event type") {
-			return event.Envelope{}, time.Time{}, invalid("unknown_type", err)
+			return event.Envelope{}, time.Time{}, invalid(ReasonUnknownType, err)
 		}
-		return event.Envelope{}, time.Time{}, invalid("unparseable", err)
+		return event.Envelope{}, time.Time{}, invalid(ReasonUnparseable, err)
+	}
+	// The event id becomes part of every job's subject and Nats-Msg-Id: a 5,000-byte id once
+	// made the server close the dispatcher's connection.
+	if err := identity.Event(env.EventID); err != nil {
+		return event.Envelope{}, time.Time{}, invalid(ReasonBadEventID, err)
 	}
 	if env.AccountID != account || env.Event != typ {
-		return event.Envelope{}, time.Time{}, invalid("subject_mismatch",
-			fmt.Errorf("subject %s does not match body (account %s, event %s)", subject, env.AccountID, env.Event))
+		return event.Envelope{}, time.Time{}, invalid(ReasonSubjectMismatch,
+			fmt.Errorf("subject %s does not match body (account %.64q, event %.64q)", subject, env.AccountID, env.Event))
 	}
 	at, err := env.Time()
 	if err != nil {
-		return event.Envelope{}, time.Time{}, invalid("unparseable", err)
+		return event.Envelope{}, time.Time{}, invalid(ReasonUnparseable, err)
 	}
 	return env, at, nil
 }
@@ -290,7 +320,7 @@ func (f *Fanout) plan(m jetstream.Msg) ([]*nats.Msg, error) {
 		nm.Data = body
 		CopyTrace(m.Headers(), nm.Header)
 		// The dedupe id: a re-run of this event after a crash publishes the same ids.
-		nm.Header.Set(jetstream.MsgIDHeader, id+".1")
+		nm.Header.Set(jetstream.MsgIDHeader, streams.JobMsgID(id, "", 1))
 		if since != "" {
 			nm.Header.Set(streams.LatenessFromHeader, since)
 		}
@@ -314,4 +344,11 @@ func CopyTrace(from, to nats.Header) {
 			to[http.CanonicalHeaderKey(k)] = []string{v[0]}
 		}
 	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }

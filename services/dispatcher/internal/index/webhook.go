@@ -8,10 +8,10 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
-	"strings"
 	"time"
 
 	webhooksv1 "github.com/customertext/webhooks/libs/gen/customertext/webhooks/v1"
+	"github.com/customertext/webhooks/libs/identity"
 	"github.com/customertext/webhooks/libs/signing"
 )
 
@@ -46,12 +46,12 @@ func FromProto(c *webhooksv1.WebhookConfig) (Webhook, error) {
 	if c == nil {
 		return Webhook{}, errors.New("webhook config: missing")
 	}
-	if c.GetId() == "" || strings.ContainsAny(c.GetId(), " .*>\t\r\n") {
-		// The id becomes a NATS subject token of every delivery.
-		return Webhook{}, fmt.Errorf("webhook config %q: id must be a non-empty subject token", c.GetId())
+	// Both ids become parts of subjects and Nats-Msg-Ids of every delivery (libs/identity).
+	if err := identity.Webhook(c.GetId()); err != nil {
+		return Webhook{}, fmt.Errorf("webhook config: %w", err)
 	}
-	if c.GetAccountId() == "" {
-		return Webhook{}, fmt.Errorf("webhook config %s: account_id is required", c.GetId())
+	if err := identity.Account(c.GetAccountId()); err != nil {
+		return Webhook{}, fmt.Errorf("webhook config %s: %w", c.GetId(), err)
 	}
 	u, err := url.Parse(c.GetUrl())
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

@@ -43,9 +43,16 @@ type Metrics struct {
 	RetriesTotal    prometheus.Counter
 	DeadLetters     prometheus.Counter
 	Deferred        *prometheus.CounterVec // reason: circuit_open, endpoint_busy, lookup_failed
-	InvalidJobs     prometheus.Counter
-	InFlight        prometheus.Gauge
-	QueueWait       *prometheus.HistogramVec // lane: time from ready (or scheduled) to pickup
+	InvalidJobs     *prometheus.CounterVec // reason
+	// ScheduleDuplicates counts retry schedules acked as duplicates with none of their chain
+	// pending, published again under a fresh id.
+	ScheduleDuplicates prometheus.Counter
+	// MaxDeliveries counts messages a consumer gave up on after MaxDeliver deliveries.
+	MaxDeliveries *prometheus.CounterVec // consumer
+	// NATSRestarts counts NATS sessions started after the first (the server closed the connection).
+	NATSRestarts prometheus.Counter
+	InFlight     prometheus.Gauge
+	QueueWait    *prometheus.HistogramVec // lane: time from ready (or scheduled) to pickup
 	// FirstAttemptDelay is the pipeline's own latency, the SLO's: from the event to the start of
 	// its first HTTP attempt, by lane. Jobs deferred because their endpoint was busy or its
 	// circuit open are left out (the endpoint's doing, not the platform's).
@@ -58,6 +65,8 @@ type Metrics struct {
 	ConsumerPending    *prometheus.GaugeVec // consumer
 	ConsumerAckPending *prometheus.GaugeVec // consumer
 	LaneBacklog        *prometheus.GaugeVec // lane
+	LaneBelowAckFloor  *prometheus.GaugeVec // lane
+	LeftoversSwept     prometheus.Counter
 	BulkLimit          prometheus.Gauge
 	Replicas           prometheus.Gauge
 }
@@ -87,8 +96,14 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		Deferred: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dispatcher_deferred_total",
 			Help: "Jobs rescheduled without an HTTP call, by reason (circuit_open, endpoint_busy, lookup_failed)."},
 			[]string{"reason"}),
-		InvalidJobs: prometheus.NewCounter(prometheus.CounterOpts{Name: "dispatcher_jobs_invalid_total",
-			Help: "Messages on the ready subjects that were not delivery jobs and were terminated."}),
+		InvalidJobs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dispatcher_jobs_invalid_total",
+			Help: "Messages on the ready subjects that were not valid delivery jobs and were terminated, by reason."}, []string{"reason"}),
+		ScheduleDuplicates: prometheus.NewCounter(prometheus.CounterOpts{Name: "dispatcher_schedule_duplicates_total",
+			Help: "Retry schedules acked as duplicates with none of their chain pending, published again under a fresh id."}),
+		MaxDeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dispatcher_max_deliveries_total",
+			Help: "Messages a dispatcher consumer gave up on after its MaxDeliver deliveries, by consumer."}, []string{"consumer"}),
+		NATSRestarts: prometheus.NewCounter(prometheus.CounterOpts{Name: "dispatcher_nats_session_restarts_total",
+			Help: "NATS sessions rebuilt after the server closed the connection or a consumer's stream of messages ended."}),
 		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "dispatcher_deliveries_in_flight",
 			Help: "Delivery jobs being processed by this replica."}),
 		QueueWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "dispatcher_queue_wait_seconds",
@@ -106,14 +121,20 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Messages delivered but not yet acknowledged, by consumer."}, []string{"consumer"}),
 		LaneBacklog: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "dispatcher_lane_backlog",
 			Help: "Ready delivery jobs waiting, by lane."}, []string{"lane"}),
+		LaneBelowAckFloor: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "dispatcher_lane_jobs_below_ack_floor",
+			Help: "Ready jobs still stored at or below their lane consumer's ack floor (never delivered again; counted up to 1000). Not backlog."},
+			[]string{"lane"}),
+		LeftoversSwept: prometheus.NewCounter(prometheus.CounterOpts{Name: "dispatcher_leftover_jobs_swept_total",
+			Help: "Ready jobs found below their lane consumer's ack floor at two polls in a row, dead-lettered and removed."}),
 		BulkLimit: prometheus.NewGauge(prometheus.GaugeOpts{Name: "dispatcher_bulk_lane_limit",
 			Help: "Bulk-lane deliveries this replica may have in process now; it shrinks while the default lane is late."}),
 		Replicas: prometheus.NewGauge(prometheus.GaugeOpts{Name: "dispatcher_replicas",
 			Help: "Dispatcher replicas this one hears heartbeats from, itself included; the per-account fair share is divided among them."}),
 	}
 	for _, c := range []prometheus.Collector{m.EventsTotal, m.EventsInvalid, m.JobsCreated, m.DeliveriesTotal,
-		m.AttemptDuration, m.EndToEnd, m.RetriesTotal, m.DeadLetters, m.Deferred, m.InvalidJobs, m.InFlight,
-		m.QueueWait, m.FirstAttemptDelay, m.PlatformFailures, m.ConsumerPending, m.ConsumerAckPending, m.LaneBacklog, m.BulkLimit, m.Replicas} {
+		m.AttemptDuration, m.EndToEnd, m.RetriesTotal, m.DeadLetters, m.Deferred, m.InvalidJobs, m.ScheduleDuplicates,
+		m.MaxDeliveries, m.NATSRestarts, m.InFlight, m.QueueWait, m.FirstAttemptDelay, m.PlatformFailures,
+		m.ConsumerPending, m.ConsumerAckPending, m.LaneBacklog, m.LaneBelowAckFloor, m.LeftoversSwept, m.BulkLimit, m.Replicas} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register dispatcher metrics: %w", err)
 		}

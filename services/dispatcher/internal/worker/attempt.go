@@ -19,6 +19,7 @@ import (
 	"github.com/customertext/webhooks/libs/delivery"
 	"github.com/customertext/webhooks/libs/event"
 	webhooksv1 "github.com/customertext/webhooks/libs/gen/customertext/webhooks/v1"
+	"github.com/customertext/webhooks/libs/identity"
 	"github.com/customertext/webhooks/libs/streams"
 	"github.com/customertext/webhooks/services/dispatcher/internal/fanout"
 	"github.com/customertext/webhooks/services/dispatcher/internal/index"
@@ -42,16 +43,27 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg, st *laneState, rel
 		p.metrics.QueueWait.WithLabelValues(lane).Observe(max(p.now().Sub(meta.Timestamp), 0).Seconds())
 	}
 	job, err := ParseJob(msg.Data())
-	if st.report != nil && err == nil && job.GetAttempt() == 1 {
+	if err == nil && !strings.HasSuffix(msg.Subject(), "."+job.GetDeliveryId()) {
+		err = invalidJob(ReasonSubjectMismatch, fmt.Errorf("job of %s on another delivery's subject", job.GetDeliveryId()))
+	}
+	if err != nil {
+		// Never retried, never a crash: terminated, counted and logged once.
+		reason := ReasonUnparseable
+		var inv *InvalidJobError
+		if errors.As(err, &inv) {
+			reason = inv.Reason
+		}
+		p.metrics.InvalidJobs.WithLabelValues(reason).Inc()
+		p.logger.Error("terminating invalid delivery job", "subject", msg.Subject(), "reason", reason, "error", err)
+		if err := msg.TermWithReason("invalid delivery job: " + reason); err != nil {
+			p.logger.Warn("terminate invalid delivery job", "error", err)
+		}
+		return
+	}
+	if st.report != nil && job.GetAttempt() == 1 {
 		if ns, err := strconv.ParseInt(msg.Headers().Get(streams.LatenessFromHeader), 10, 64); err == nil {
 			st.report.Observe(p.now().Sub(time.Unix(0, ns)))
 		}
-	}
-	if err != nil {
-		p.metrics.InvalidJobs.Inc()
-		p.logger.Error("terminating invalid delivery job", "subject", msg.Subject(), "error", err)
-		_ = msg.TermWithReason("invalid delivery job")
-		return
 	}
 	ctx, endSpan := p.startDelivery(ctx, msg, job, lane)
 	defer endSpan()
@@ -158,11 +170,12 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg, st *laneState, rel
 		at := p.now().Add(delay)
 		next := proto.CloneOf(job)
 		next.Attempt = job.GetAttempt() + 1
-		sched, err = ScheduleMsg(next, lane, at, fmt.Sprintf("%s.%d", job.GetDeliveryId(), next.GetAttempt()), msg.Headers())
+		next.PreviousAttemptId, next.PreviousAttemptTime = rec.GetAttemptId(), rec.GetAttemptTime()
+		sched, err = ScheduleMsg(next, lane, at, streams.JobMsgID(job.GetDeliveryId(), job.GetGeneration(), next.GetAttempt()), msg.Headers())
 		if err != nil {
 			log.Error("build retry schedule", "error", err)
 			p.metrics.PlatformFailures.WithLabelValues(metrics.StageSettle).Inc()
-			_ = msg.NakWithDelay(time.Second)
+			p.nak(msg)
 			return
 		}
 		rec.Outcome = webhooksv1.Outcome_OUTCOME_RETRYING
@@ -184,38 +197,85 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg, st *laneState, rel
 // job. If either publish fails the job is redelivered instead: the attempt may be repeated but
 // never silently lost. It reports whether the job was acknowledged.
 func (p *Pool) settle(ctx context.Context, msg jetstream.Msg, log *slog.Logger, rec *webhooksv1.AttemptRecord, sched *nats.Msg) bool {
-	var futures []jetstream.PubAckFuture
-	if sched != nil {
-		f, err := p.js.PublishMsgAsync(sched)
-		if err != nil {
-			log.Warn("publish retry schedule failed; job will be redelivered", "error", err)
-			p.metrics.PlatformFailures.WithLabelValues(metrics.StageSettle).Inc()
-			_ = msg.NakWithDelay(time.Second)
-			return false
-		}
-		futures = append(futures, f)
-	}
 	stored := p.records.Add(context.WithoutCancel(ctx), rec)
-	err := p.waitAcks(context.WithoutCancel(ctx), futures...)
+	var err error
+	if sched != nil {
+		err = p.schedule(context.WithoutCancel(ctx), sched, log)
+	}
 	if err == nil {
 		err = p.waitRecord(stored)
 	}
 	if err != nil {
 		log.Warn("follow-up not stored; job will be redelivered", "error", err)
 		p.metrics.PlatformFailures.WithLabelValues(metrics.StageSettle).Inc()
-		_ = msg.NakWithDelay(time.Second)
+		p.nak(msg)
 		return false
 	}
 	p.ack(msg, log)
 	return true
 }
 
+// schedule publishes a retry schedule and makes sure one is pending for its chain. JetStream
+// acks a Nats-Msg-Id it saw inside the duplicate window as a duplicate and stores nothing: that
+// is fine when a schedule of the chain is pending (this job was redelivered after its schedule
+// was stored), and a lost retry otherwise, so then the schedule is published again under a fresh
+// id.
+func (p *Pool) schedule(ctx context.Context, sched *nats.Msg, log *slog.Logger) error {
+	dup, err := p.publish(ctx, sched)
+	if err != nil || !dup {
+		return err
+	}
+	stream, err := p.js.Stream(ctx, streams.Deliveries)
+	if err != nil {
+		return fmt.Errorf("check pending schedule %s: %w", sched.Subject, err)
+	}
+	pending, err := stream.GetLastMsgForSubject(ctx, sched.Subject)
+	switch {
+	case err == nil && pending.Header.Get("Nats-Schedule") != "":
+		return nil
+	case err != nil && !errors.Is(err, jetstream.ErrMsgNotFound):
+		return fmt.Errorf("check pending schedule %s: %w", sched.Subject, err)
+	}
+	p.metrics.ScheduleDuplicates.Inc()
+	id := sched.Header.Get(jetstream.MsgIDHeader)
+	log.Warn("retry schedule acked as a duplicate with none pending; publishing it under a fresh id", "msg_id", id)
+	sched.Header.Set(jetstream.MsgIDHeader, id+".x"+strconv.FormatInt(p.now().UnixNano(), 36))
+	if dup, err = p.publish(ctx, sched); err == nil && dup {
+		err = fmt.Errorf("publish %s: acked as a duplicate twice", sched.Subject)
+	}
+	return err
+}
+
+// publish stores msg and reports whether JetStream acked it as a duplicate.
+func (p *Pool) publish(ctx context.Context, msg *nats.Msg) (duplicate bool, err error) {
+	f, err := p.js.PublishMsgAsync(msg)
+	if err != nil {
+		return false, fmt.Errorf("publish %s: %w", msg.Subject, err)
+	}
+	ack, err := p.waitAck(ctx, f)
+	if err != nil {
+		return false, err
+	}
+	return ack.Duplicate, nil
+}
+
+// nak hands the job back for redelivery after a back-off that grows with its deliveries; the
+// consumer's MaxDeliver bounds how often.
+func (p *Pool) nak(msg jetstream.Msg) {
+	delay := time.Second
+	if meta, err := msg.Metadata(); err == nil {
+		delay = streams.NakDelay(meta.NumDelivered, time.Second, streams.MaxNakDelay)
+	}
+	_ = msg.NakWithDelay(delay)
+}
+
 // deferJob reschedules the same attempt without an HTTP call (circuit open, endpoint at its
-// cap, lookup failure). Its dedupe id is unique per deferral; the schedule subject is per
-// delivery, so at most one schedule of a delivery is ever pending.
+// cap, lookup failure). Its dedupe id is unique per deferral; the schedule subject is per chain
+// (delivery and generation), so at most one schedule of a chain is ever pending. The log row of
+// the attempt that announced this one is corrected to the new time (a deferral record).
 func (p *Pool) deferJob(ctx context.Context, msg jetstream.Msg, job *webhooksv1.DeliveryJob, lane string, wait time.Duration, reason string) {
 	at := p.now().Add(wait)
-	id := fmt.Sprintf("%s.%d.d%d", job.GetDeliveryId(), job.GetAttempt(), at.UnixNano())
+	id := streams.JobMsgID(job.GetDeliveryId(), job.GetGeneration(), job.GetAttempt()) + ".d" + strconv.FormatInt(at.UnixNano(), 36)
 	sched, err := ScheduleMsg(job, lane, at, id, msg.Headers())
 	if err != nil {
 		p.metrics.PlatformFailures.WithLabelValues(metrics.StageDefer).Inc()
@@ -226,14 +286,19 @@ func (p *Pool) deferJob(ctx context.Context, msg jetstream.Msg, job *webhooksv1.
 		// The endpoint's doing: its late first attempt is not the pipeline's latency.
 		sched.Header.Set(deferredHeader, reason)
 	}
-	f, err := p.js.PublishMsgAsync(sched)
-	if err == nil {
-		err = p.waitAcks(context.WithoutCancel(ctx), f)
+	// The previous attempt's log row announced this attempt's time: keep it true.
+	var stored <-chan error
+	if job.GetPreviousAttemptId() != "" && job.GetPreviousAttemptTime() != nil {
+		stored = p.records.Add(context.WithoutCancel(ctx), deferral(job, at))
+	}
+	err = p.schedule(context.WithoutCancel(ctx), sched, p.logger)
+	if err == nil && stored != nil {
+		err = p.waitRecord(stored)
 	}
 	if err != nil {
 		p.logger.Warn("defer delivery failed; job will be redelivered", "delivery_id", job.GetDeliveryId(), "error", err)
 		p.metrics.PlatformFailures.WithLabelValues(metrics.StageDefer).Inc()
-		_ = msg.NakWithDelay(time.Second)
+		p.nak(msg)
 		return
 	}
 	p.metrics.Deferred.WithLabelValues(reason).Inc()
@@ -243,6 +308,23 @@ func (p *Pool) deferJob(ctx context.Context, msg jetstream.Msg, job *webhooksv1.
 func (p *Pool) ack(msg jetstream.Msg, log *slog.Logger) {
 	if err := msg.Ack(); err != nil {
 		log.Warn("ack delivery job", "error", err)
+	}
+}
+
+// deferral is the record that moves the retry time announced by job's previous attempt to at.
+func deferral(job *webhooksv1.DeliveryJob, at time.Time) *webhooksv1.AttemptRecord {
+	return &webhooksv1.AttemptRecord{
+		Deferral:      true,
+		AttemptId:     job.GetPreviousAttemptId(),
+		AttemptTime:   job.GetPreviousAttemptTime(),
+		DeliveryId:    job.GetDeliveryId(),
+		EventId:       job.GetEventId(),
+		EventType:     job.GetEventType(),
+		AccountId:     job.GetAccountId(),
+		WebhookId:     job.GetWebhookId(),
+		Attempt:       job.GetAttempt() - 1,
+		Outcome:       webhooksv1.Outcome_OUTCOME_RETRYING,
+		NextRetryTime: timestamppb.New(at),
 	}
 }
 
@@ -294,23 +376,62 @@ func unhealthy(r delivery.Result) bool {
 	return r.Status >= 500 || r.Status == http.StatusTooManyRequests
 }
 
-// ParseJob decodes and validates a delivery job.
+// Reasons a ready message is terminated: the "reason" label of dispatcher_jobs_invalid_total.
+const (
+	ReasonUnparseable     = "unparseable"
+	ReasonBadDeliveryID   = "bad_delivery_id"
+	ReasonBadEventID      = "bad_event_id"
+	ReasonBadAccountID    = "bad_account_id"
+	ReasonBadWebhookID    = "bad_webhook_id"
+	ReasonBadGeneration   = "bad_generation"
+	ReasonBadAttempt      = "bad_attempt"
+	ReasonSubjectMismatch = "subject_mismatch"
+)
+
+// InvalidReasons lists every reason, so that each series exists (at 0) from the start.
+var InvalidReasons = []string{ReasonUnparseable, ReasonBadDeliveryID, ReasonBadEventID, ReasonBadAccountID,
+	ReasonBadWebhookID, ReasonBadGeneration, ReasonBadAttempt, ReasonSubjectMismatch}
+
+// InvalidJobError is why a message is not a delivery job.
+type InvalidJobError struct {
+	Reason string
+	Err    error
+}
+
+func (e *InvalidJobError) Error() string { return "parse delivery job: " + e.Err.Error() }
+func (e *InvalidJobError) Unwrap() error { return e.Err }
+
+func invalidJob(reason string, err error) error { return &InvalidJobError{Reason: reason, Err: err} }
+
+// ParseJob decodes and validates a delivery job: every id it carries becomes part of a subject
+// or a Nats-Msg-Id (libs/identity). Errors are *InvalidJobError values naming the reason.
 func ParseJob(b []byte) (*webhooksv1.DeliveryJob, error) {
 	job := &webhooksv1.DeliveryJob{}
 	if err := proto.Unmarshal(b, job); err != nil {
-		return nil, fmt.Errorf("parse delivery job: %w", err)
+		return nil, invalidJob(ReasonUnparseable, err)
 	}
-	switch {
-	case job.GetDeliveryId() == "" || strings.ContainsAny(job.GetDeliveryId(), " .*>\t\r\n"):
-		return nil, errors.New("parse delivery job: delivery_id is missing or not a subject token")
-	case job.GetWebhookId() == "":
-		return nil, errors.New("parse delivery job: webhook_id is required")
-	case job.GetAccountId() == "":
-		return nil, errors.New("parse delivery job: account_id is required")
-	case job.GetEventId() == "":
-		return nil, errors.New("parse delivery job: event_id is required")
-	case job.GetAttempt() < 1:
-		return nil, errors.New("parse delivery job: attempt must be at least 1")
+	checks := []struct {
+		reason string
+		err    error
+	}{
+		{ReasonBadDeliveryID, identity.Delivery(job.GetDeliveryId())},
+		{ReasonBadWebhookID, identity.Webhook(job.GetWebhookId())},
+		{ReasonBadAccountID, identity.Account(job.GetAccountId())},
+		{ReasonBadEventID, identity.Event(job.GetEventId())},
+	}
+	if g := job.GetGeneration(); g != "" {
+		checks = append(checks, struct {
+			reason string
+			err    error
+		}{ReasonBadGeneration, identity.Check("generation", g, streams.MaxGenerationLen)})
+	}
+	for _, c := range checks {
+		if c.err != nil {
+			return nil, invalidJob(c.reason, c.err)
+		}
+	}
+	if job.GetAttempt() < 1 {
+		return nil, invalidJob(ReasonBadAttempt, errors.New("attempt must be at least 1"))
 	}
 	return job, nil
 }
@@ -322,7 +443,7 @@ func ScheduleMsg(job *webhooksv1.DeliveryJob, lane string, at time.Time, msgID s
 	if err != nil {
 		return nil, fmt.Errorf("marshal job: %w", err)
 	}
-	m := nats.NewMsg(streams.ScheduleSubject(job.GetDeliveryId()))
+	m := nats.NewMsg(streams.ScheduleSubject(job.GetDeliveryId(), job.GetGeneration()))
 	m.Data = body
 	fanout.CopyTrace(trace, m.Header)
 	m.Header.Set("Nats-Schedule", "@at "+at.UTC().Format(time.RFC3339Nano))

@@ -297,7 +297,6 @@ func (p *Pool) keepAlive(msg jetstream.Msg, timeout time.Duration) (stop func())
 	return func() { close(done); wg.Wait() }
 }
 
-// waitAcks waits for publish acknowledgements.
 // waitRecord waits until the batcher stored an attempt record.
 func (p *Pool) waitRecord(stored <-chan error) error {
 	t := time.NewTimer(p.cfg.PublishTimeout)
@@ -310,19 +309,18 @@ func (p *Pool) waitRecord(stored <-chan error) error {
 	}
 }
 
-func (p *Pool) waitAcks(ctx context.Context, futures ...jetstream.PubAckFuture) error {
+// waitAck waits for a publish acknowledgement.
+func (p *Pool) waitAck(ctx context.Context, f jetstream.PubAckFuture) (*jetstream.PubAck, error) {
 	t := time.NewTimer(p.cfg.PublishTimeout)
 	defer t.Stop()
-	for _, f := range futures {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			return fmt.Errorf("publish %s: %w", f.Msg().Subject, err)
-		case <-t.C:
-			return fmt.Errorf("publish %s: no acknowledgement within %s", f.Msg().Subject, p.cfg.PublishTimeout)
-		case <-ctx.Done():
-			return fmt.Errorf("publish %s: %w", f.Msg().Subject, ctx.Err())
-		}
+	select {
+	case ack := <-f.Ok():
+		return ack, nil
+	case err := <-f.Err():
+		return nil, fmt.Errorf("publish %s: %w", f.Msg().Subject, err)
+	case <-t.C:
+		return nil, fmt.Errorf("publish %s: no acknowledgement within %s", f.Msg().Subject, p.cfg.PublishTimeout)
+	case <-ctx.Done():
+		return nil, fmt.Errorf("publish %s: %w", f.Msg().Subject, ctx.Err())
 	}
-	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	webhooksv1 "github.com/customertext/webhooks/libs/gen/customertext/webhooks/v1"
+	"github.com/customertext/webhooks/libs/identity"
 )
 
 func TestParseJob(t *testing.T) {
@@ -29,6 +30,10 @@ func TestParseJob(t *testing.T) {
 		{"no account", func(j *webhooksv1.DeliveryJob) { j.AccountId = "" }, "account_id"},
 		{"no event", func(j *webhooksv1.DeliveryJob) { j.EventId = "" }, "event_id"},
 		{"attempt 0", func(j *webhooksv1.DeliveryJob) { j.Attempt = 0 }, "attempt"},
+		{"event id of 5000 bytes", func(j *webhooksv1.DeliveryJob) { j.EventId = strings.Repeat("e", 5000) }, "event_id"},
+		{"webhook id with a star", func(j *webhooksv1.DeliveryJob) { j.WebhookId = "wh*" }, "webhook_id"},
+		{"generation with a dot", func(j *webhooksv1.DeliveryJob) { j.Generation = "g.1" }, "generation"},
+		{"valid generation", func(j *webhooksv1.DeliveryJob) { j.Generation = "r1abc" }, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -61,6 +66,12 @@ func FuzzParseJob(f *testing.F) {
 		}
 		if j.GetAttempt() < 1 || j.GetDeliveryId() == "" || strings.ContainsAny(j.GetDeliveryId(), ".*> ") {
 			t.Fatalf("accepted an invalid job: %v", j)
+		}
+		for _, err := range []error{identity.Delivery(j.GetDeliveryId()), identity.Event(j.GetEventId()),
+			identity.Account(j.GetAccountId()), identity.Webhook(j.GetWebhookId())} {
+			if err != nil {
+				t.Fatalf("accepted a job whose ids break the identity rule: %v", err)
+			}
 		}
 	})
 }

@@ -193,6 +193,9 @@ type Attempt struct {
 	Payload []byte
 	// Gone is set when the endpoint answered 410 Gone.
 	Gone bool
+	// Deferral marks not an attempt but a correction: the retry announced by attempt ID (made at
+	// Time) was deferred by the dispatcher and now happens at NextRetryTime.
+	Deferral bool
 }
 
 // Delivery is the latest state of one (event, webhook) delivery, kept for redelivery.

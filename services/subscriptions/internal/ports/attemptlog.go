@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	webhooksv1 "github.com/customertext/webhooks/libs/gen/customertext/webhooks/v1"
+	"github.com/customertext/webhooks/libs/identity"
 	"github.com/customertext/webhooks/libs/streams"
 	"github.com/customertext/webhooks/services/subscriptions/internal/domain"
 )
@@ -39,7 +40,19 @@ type AttemptLogMetrics struct {
 	BatchLatency prometheus.Histogram
 	Lag          prometheus.Gauge
 	Failures     prometheus.Counter
+	// Invalid counts records (or whole messages) dropped as malformed, by reason.
+	Invalid *prometheus.CounterVec
+	// MaxDeliveries counts messages the consumer gave up on after streams.MaxDeliver deliveries.
+	MaxDeliveries prometheus.Counter
 }
+
+// Reasons an attempt record or message is dropped: the "reason" label of
+// subscriptions_attempt_records_invalid_total.
+const (
+	ReasonUndecodable  = "undecodable"
+	ReasonMissingField = "missing_field"
+	ReasonBadID        = "bad_id"
+)
 
 // NewAttemptLogMetrics creates and registers the writer's metrics.
 func NewAttemptLogMetrics(reg prometheus.Registerer) (*AttemptLogMetrics, error) {
@@ -56,8 +69,17 @@ func NewAttemptLogMetrics(reg prometheus.Registerer) (*AttemptLogMetrics, error)
 			Name: "subscriptions_attempt_writer_lag_seconds", Help: "Age of the oldest record in the last written batch."}),
 		Failures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "subscriptions_attempt_writer_failures_total", Help: "Attempt-log batches that failed to write and were redelivered."}),
+		Invalid: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "subscriptions_attempt_records_invalid_total",
+			Help: "Attempt records dropped (messages terminated) as malformed, by reason."}, []string{"reason"}),
+		MaxDeliveries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "subscriptions_attempt_records_max_deliveries_total",
+			Help: "ATTEMPTS messages the attempt-log consumer gave up on after its maximum deliveries (left in the stream)."}),
 	}
-	for _, c := range []prometheus.Collector{m.Written, m.BatchSize, m.BatchLatency, m.Lag, m.Failures} {
+	for _, r := range []string{ReasonUndecodable, ReasonMissingField, ReasonBadID} {
+		m.Invalid.WithLabelValues(r)
+	}
+	for _, c := range []prometheus.Collector{m.Written, m.BatchSize, m.BatchLatency, m.Lag, m.Failures, m.Invalid, m.MaxDeliveries} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register attempt log metrics: %w", err)
 		}
@@ -73,7 +95,20 @@ func EnsureAttemptLogConsumer(ctx context.Context, js jetstream.JetStream) (jets
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       time.Minute,
 		MaxAckPending: 5000,
+		MaxDeliver:    streams.MaxDeliver,
 	})
+}
+
+// WatchAttemptLogMaxDeliveries gives a message the attempt-log consumer gave up on (a batch the
+// database refused streams.MaxDeliver times) a visible end: counted and logged with its stream
+// sequence. It stays in the stream, below the consumer's ack floor, for an operator to inspect.
+func WatchAttemptLogMaxDeliveries(nc *nats.Conn, metrics *AttemptLogMetrics, log *slog.Logger) (*nats.Subscription, error) {
+	return streams.WatchMaxDeliveries(nc, streams.Attempts, streams.AttemptLogConsumer, "subscriptions-max-deliveries",
+		func(a streams.MaxDeliveries) {
+			metrics.MaxDeliveries.Inc()
+			log.Error("attempt-log consumer gave up on a message after its maximum deliveries; it stays in the stream",
+				"stream", a.Stream, "stream_seq", a.StreamSeq, "deliveries", a.Deliveries)
+		})
 }
 
 // AttemptLog writes attempt records from the ATTEMPTS stream to the delivery log in batches.
@@ -137,13 +172,16 @@ func (w *AttemptLog) write(ctx context.Context, msgs []jetstream.Msg) {
 	for _, m := range msgs {
 		recs, err := decodeAttempts(m)
 		if err != nil {
-			w.log.ErrorContext(ctx, "dropping malformed attempt record", "subject", m.Subject(), "error", err)
-			_ = m.Term()
+			// Terminated: never redelivered, so this is logged once.
+			w.metrics.Invalid.WithLabelValues(ReasonUndecodable).Inc()
+			w.log.ErrorContext(ctx, "terminating malformed attempt message", "subject", m.Subject(), "error", err)
+			_ = m.TermWithReason("malformed attempt record: " + ReasonUndecodable)
 			continue
 		}
 		for _, rec := range recs {
-			if rec.GetAttemptId() == "" || rec.GetAttemptTime() == nil {
-				w.log.ErrorContext(ctx, "dropping malformed attempt record", "subject", m.Subject(), "attempt_id", rec.GetAttemptId())
+			if reason, err := checkRecord(rec); err != nil {
+				w.metrics.Invalid.WithLabelValues(reason).Inc()
+				w.log.ErrorContext(ctx, "dropping malformed attempt record", "subject", m.Subject(), "reason", reason, "error", err)
 				continue
 			}
 			a := AttemptFromRecord(rec)
@@ -156,7 +194,7 @@ func (w *AttemptLog) write(ctx context.Context, msgs []jetstream.Msg) {
 	}
 	if len(attempts) == 0 {
 		for _, m := range good {
-			_ = m.Term()
+			_ = m.TermWithReason("no valid attempt record")
 		}
 		return
 	}
@@ -166,7 +204,11 @@ func (w *AttemptLog) write(ctx context.Context, msgs []jetstream.Msg) {
 			w.log.ErrorContext(ctx, "write attempt records", "count", len(attempts), "error", err)
 		}
 		for _, m := range good {
-			_ = m.NakWithDelay(w.cfg.RetryDelay)
+			delay := w.cfg.RetryDelay
+			if meta, err := m.Metadata(); err == nil {
+				delay = streams.NakDelay(meta.NumDelivered, w.cfg.RetryDelay, max(w.cfg.RetryDelay, 30*time.Second))
+			}
+			_ = m.NakWithDelay(delay)
 		}
 		return
 	}
@@ -199,4 +241,20 @@ func decodeAttempts(m jetstream.Msg) ([]*webhooksv1.AttemptRecord, error) {
 		return nil, fmt.Errorf("decode attempt record: %w", err)
 	}
 	return []*webhooksv1.AttemptRecord{&rec}, nil
+}
+
+// checkRecord validates what the writer needs of a record. Its ids must follow libs/identity:
+// the delivery id in particular is copied into a subject by a redelivery from the log.
+func checkRecord(rec *webhooksv1.AttemptRecord) (reason string, err error) {
+	if rec.GetAttemptId() == "" || rec.GetAttemptTime() == nil {
+		return ReasonMissingField, errors.New("attempt_id and attempt_time are required")
+	}
+	for _, err := range []error{identity.Check("attempt_id", rec.GetAttemptId(), identity.MaxLen),
+		identity.Delivery(rec.GetDeliveryId()), identity.Event(rec.GetEventId()), identity.Account(rec.GetAccountId()),
+		identity.Webhook(rec.GetWebhookId())} {
+		if err != nil {
+			return ReasonBadID, err
+		}
+	}
+	return "", nil
 }

@@ -83,7 +83,7 @@ func AttemptFromRecord(r *webhooksv1.AttemptRecord) domain.Attempt {
 		AccountID: r.GetAccountId(), WebhookID: r.GetWebhookId(), URL: r.GetUrl(), Attempt: r.GetAttempt(),
 		Outcome: domain.Outcome(r.GetOutcome()), Test: r.GetTest(), RequestHeaders: r.GetRequestHeaders(),
 		ResponseStatus: r.GetResponseStatus(), ResponseBody: r.GetResponseBody(), DurationMS: r.GetDurationMs(),
-		Error: r.GetError(), Payload: r.GetPayload(), Gone: r.GetGone(),
+		Error: r.GetError(), Payload: r.GetPayload(), Gone: r.GetGone(), Deferral: r.GetDeferral(),
 	}
 	if r.GetAttemptTime() != nil {
 		a.Time = r.GetAttemptTime().AsTime()

@@ -659,9 +659,20 @@ type DeliveryJob struct {
 	// When the event happened (for end-to-end latency).
 	EventTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=event_time,json=eventTime,proto3" json:"event_time,omitempty"`
 	// True for a redelivery requested through the API.
-	Redelivery    bool `protobuf:"varint,9,opt,name=redelivery,proto3" json:"redelivery,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Redelivery bool `protobuf:"varint,9,opt,name=redelivery,proto3" json:"redelivery,omitempty"`
+	// Names this chain of attempts of the delivery: empty for the fan-out's chain, a fresh random
+	// token (libs/identity rules) for each redelivery. It is part of every Nats-Msg-Id and schedule
+	// subject of the chain, so two chains of one delivery never collide in the duplicate window
+	// nor replace each other's pending schedule.
+	Generation string `protobuf:"bytes,10,opt,name=generation,proto3" json:"generation,omitempty"`
+	// The attempt before this one (its attempt_id and attempt_time), whose delivery-log row
+	// announced this attempt's time as next_retry_time. A deferral (circuit open, endpoint busy)
+	// moves that announced time, so the row is corrected (AttemptRecord.deferral). Empty for
+	// attempt 1 of a chain.
+	PreviousAttemptId   string                 `protobuf:"bytes,11,opt,name=previous_attempt_id,json=previousAttemptId,proto3" json:"previous_attempt_id,omitempty"`
+	PreviousAttemptTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=previous_attempt_time,json=previousAttemptTime,proto3" json:"previous_attempt_time,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *DeliveryJob) Reset() {
@@ -757,6 +768,27 @@ func (x *DeliveryJob) GetRedelivery() bool {
 	return false
 }
 
+func (x *DeliveryJob) GetGeneration() string {
+	if x != nil {
+		return x.Generation
+	}
+	return ""
+}
+
+func (x *DeliveryJob) GetPreviousAttemptId() string {
+	if x != nil {
+		return x.PreviousAttemptId
+	}
+	return ""
+}
+
+func (x *DeliveryJob) GetPreviousAttemptTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PreviousAttemptTime
+	}
+	return nil
+}
+
 // AttemptRecord reports one delivery attempt (protobuf binary on attempts.<account_id>).
 type AttemptRecord struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
@@ -782,7 +814,11 @@ type AttemptRecord struct {
 	// The event body, so a dead-lettered delivery can be redelivered from the log.
 	Payload []byte `protobuf:"bytes,18,opt,name=payload,proto3" json:"payload,omitempty"`
 	// The endpoint answered 410 Gone: the webhook must be disabled.
-	Gone          bool `protobuf:"varint,19,opt,name=gone,proto3" json:"gone,omitempty"`
+	Gone bool `protobuf:"varint,19,opt,name=gone,proto3" json:"gone,omitempty"`
+	// Not an attempt: the retry announced by the attempt attempt_id (made at attempt_time) was
+	// deferred without an HTTP call and now happens at next_retry_time. The log writer moves that
+	// row's next_retry_time forward and stores nothing else.
+	Deferral      bool `protobuf:"varint,20,opt,name=deferral,proto3" json:"deferral,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -950,6 +986,13 @@ func (x *AttemptRecord) GetGone() bool {
 	return false
 }
 
+func (x *AttemptRecord) GetDeferral() bool {
+	if x != nil {
+		return x.Deferral
+	}
+	return false
+}
+
 // AttemptBatch carries several attempt records in one message on attempts.batch (protobuf
 // binary, header "Ct-Attempt-Batch: 1"): dispatchers batch the records of concurrent attempts so
 // that the delivery log costs one JetStream message per batch rather than per attempt.
@@ -1045,7 +1088,7 @@ const file_customertext_webhooks_v1_internal_proto_rawDesc = "" +
 	"\x04role\x18\x03 \x01(\x0e2\x1e.customertext.webhooks.v1.RoleR\x04role\"H\n" +
 	"\x14CreateApiKeyResponse\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x17\n" +
-	"\aapi_key\x18\x02 \x01(\tR\x06apiKey\"\xb5\x02\n" +
+	"\aapi_key\x18\x02 \x01(\tR\x06apiKey\"\xd5\x03\n" +
 	"\vDeliveryJob\x12\x1f\n" +
 	"\vdelivery_id\x18\x01 \x01(\tR\n" +
 	"deliveryId\x12\x19\n" +
@@ -1062,7 +1105,13 @@ const file_customertext_webhooks_v1_internal_proto_rawDesc = "" +
 	"event_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\teventTime\x12\x1e\n" +
 	"\n" +
 	"redelivery\x18\t \x01(\bR\n" +
-	"redelivery\"\xa3\x06\n" +
+	"redelivery\x12\x1e\n" +
+	"\n" +
+	"generation\x18\n" +
+	" \x01(\tR\n" +
+	"generation\x12.\n" +
+	"\x13previous_attempt_id\x18\v \x01(\tR\x11previousAttemptId\x12N\n" +
+	"\x15previous_attempt_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x13previousAttemptTime\"\xbf\x06\n" +
 	"\rAttemptRecord\x12\x1d\n" +
 	"\n" +
 	"attempt_id\x18\x01 \x01(\tR\tattemptId\x12\x1f\n" +
@@ -1089,7 +1138,8 @@ const file_customertext_webhooks_v1_internal_proto_rawDesc = "" +
 	"\fattempt_time\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\vattemptTime\x12B\n" +
 	"\x0fnext_retry_time\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\rnextRetryTime\x12\x18\n" +
 	"\apayload\x18\x12 \x01(\fR\apayload\x12\x12\n" +
-	"\x04gone\x18\x13 \x01(\bR\x04gone\x1aA\n" +
+	"\x04gone\x18\x13 \x01(\bR\x04gone\x12\x1a\n" +
+	"\bdeferral\x18\x14 \x01(\bR\bdeferral\x1aA\n" +
 	"\x13RequestHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"Q\n" +
@@ -1149,24 +1199,25 @@ var file_customertext_webhooks_v1_internal_proto_depIdxs = []int32{
 	2,  // 3: customertext.webhooks.v1.GetWebhookConfigResponse.config:type_name -> customertext.webhooks.v1.WebhookConfig
 	0,  // 4: customertext.webhooks.v1.CreateApiKeyRequest.role:type_name -> customertext.webhooks.v1.Role
 	15, // 5: customertext.webhooks.v1.DeliveryJob.event_time:type_name -> google.protobuf.Timestamp
-	16, // 6: customertext.webhooks.v1.AttemptRecord.outcome:type_name -> customertext.webhooks.v1.Outcome
-	14, // 7: customertext.webhooks.v1.AttemptRecord.request_headers:type_name -> customertext.webhooks.v1.AttemptRecord.RequestHeadersEntry
-	15, // 8: customertext.webhooks.v1.AttemptRecord.attempt_time:type_name -> google.protobuf.Timestamp
-	15, // 9: customertext.webhooks.v1.AttemptRecord.next_retry_time:type_name -> google.protobuf.Timestamp
-	12, // 10: customertext.webhooks.v1.AttemptBatch.records:type_name -> customertext.webhooks.v1.AttemptRecord
-	3,  // 11: customertext.webhooks.v1.WebhookConfigService.ListWebhookConfigs:input_type -> customertext.webhooks.v1.ListWebhookConfigsRequest
-	5,  // 12: customertext.webhooks.v1.WebhookConfigService.GetWebhookConfig:input_type -> customertext.webhooks.v1.GetWebhookConfigRequest
-	7,  // 13: customertext.webhooks.v1.AccountService.CreateAccount:input_type -> customertext.webhooks.v1.CreateAccountRequest
-	9,  // 14: customertext.webhooks.v1.AccountService.CreateApiKey:input_type -> customertext.webhooks.v1.CreateApiKeyRequest
-	4,  // 15: customertext.webhooks.v1.WebhookConfigService.ListWebhookConfigs:output_type -> customertext.webhooks.v1.ListWebhookConfigsResponse
-	6,  // 16: customertext.webhooks.v1.WebhookConfigService.GetWebhookConfig:output_type -> customertext.webhooks.v1.GetWebhookConfigResponse
-	8,  // 17: customertext.webhooks.v1.AccountService.CreateAccount:output_type -> customertext.webhooks.v1.CreateAccountResponse
-	10, // 18: customertext.webhooks.v1.AccountService.CreateApiKey:output_type -> customertext.webhooks.v1.CreateApiKeyResponse
-	15, // [15:19] is the sub-list for method output_type
-	11, // [11:15] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	15, // 6: customertext.webhooks.v1.DeliveryJob.previous_attempt_time:type_name -> google.protobuf.Timestamp
+	16, // 7: customertext.webhooks.v1.AttemptRecord.outcome:type_name -> customertext.webhooks.v1.Outcome
+	14, // 8: customertext.webhooks.v1.AttemptRecord.request_headers:type_name -> customertext.webhooks.v1.AttemptRecord.RequestHeadersEntry
+	15, // 9: customertext.webhooks.v1.AttemptRecord.attempt_time:type_name -> google.protobuf.Timestamp
+	15, // 10: customertext.webhooks.v1.AttemptRecord.next_retry_time:type_name -> google.protobuf.Timestamp
+	12, // 11: customertext.webhooks.v1.AttemptBatch.records:type_name -> customertext.webhooks.v1.AttemptRecord
+	3,  // 12: customertext.webhooks.v1.WebhookConfigService.ListWebhookConfigs:input_type -> customertext.webhooks.v1.ListWebhookConfigsRequest
+	5,  // 13: customertext.webhooks.v1.WebhookConfigService.GetWebhookConfig:input_type -> customertext.webhooks.v1.GetWebhookConfigRequest
+	7,  // 14: customertext.webhooks.v1.AccountService.CreateAccount:input_type -> customertext.webhooks.v1.CreateAccountRequest
+	9,  // 15: customertext.webhooks.v1.AccountService.CreateApiKey:input_type -> customertext.webhooks.v1.CreateApiKeyRequest
+	4,  // 16: customertext.webhooks.v1.WebhookConfigService.ListWebhookConfigs:output_type -> customertext.webhooks.v1.ListWebhookConfigsResponse
+	6,  // 17: customertext.webhooks.v1.WebhookConfigService.GetWebhookConfig:output_type -> customertext.webhooks.v1.GetWebhookConfigResponse
+	8,  // 18: customertext.webhooks.v1.AccountService.CreateAccount:output_type -> customertext.webhooks.v1.CreateAccountResponse
+	10, // 19: customertext.webhooks.v1.AccountService.CreateApiKey:output_type -> customertext.webhooks.v1.CreateApiKeyResponse
+	16, // [16:20] is the sub-list for method output_type
+	12, // [12:16] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_customertext_webhooks_v1_internal_proto_init() }

@@ -42,7 +42,8 @@ type Disabled struct {
 // success for autoDisableAfter. It returns the webhooks it disabled, to be announced after the
 // commit.
 func (s *Store) WriteAttempts(ctx context.Context, batch []domain.Attempt, autoDisableAfter time.Duration) ([]Disabled, error) {
-	if len(batch) == 0 {
+	batch, deferrals := splitDeferrals(batch)
+	if len(batch) == 0 && len(deferrals) == 0 {
 		return nil, nil
 	}
 	if err := s.ensurePartitionsFor(ctx, batch); err != nil {
@@ -50,8 +51,15 @@ func (s *Store) WriteAttempts(ctx context.Context, batch []domain.Attempt, autoD
 	}
 	var disabled []Disabled
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if len(batch) == 0 {
+			return deferRetries(ctx, tx, deferrals)
+		}
 		inserted, err := insertAttempts(ctx, tx, batch)
 		if err != nil {
+			return err
+		}
+		// After the inserts: a deferral may concern an attempt of the same batch.
+		if err := deferRetries(ctx, tx, deferrals); err != nil {
 			return err
 		}
 		// Only attempts seen for the first time count: a record redelivered by JetStream after
@@ -76,6 +84,40 @@ func (s *Store) WriteAttempts(ctx context.Context, batch []domain.Attempt, autoD
 		return nil, wrap("write attempts", err)
 	}
 	return disabled, nil
+}
+
+// splitDeferrals separates the deferral corrections from the attempts.
+func splitDeferrals(batch []domain.Attempt) (attempts, deferrals []domain.Attempt) {
+	for _, a := range batch {
+		if a.Deferral {
+			deferrals = append(deferrals, a)
+		} else {
+			attempts = append(attempts, a)
+		}
+	}
+	return attempts, deferrals
+}
+
+// deferRetries moves the next_retry_at of retrying attempts forward to where the dispatcher
+// deferred their retry (never backward: corrections may arrive out of order).
+func deferRetries(ctx context.Context, tx pgx.Tx, deferrals []domain.Attempt) error {
+	if len(deferrals) == 0 {
+		return nil
+	}
+	times, ids, next := make([]time.Time, len(deferrals)), make([]string, len(deferrals)), make([]time.Time, len(deferrals))
+	for i, d := range deferrals {
+		times[i], ids[i], next[i] = d.Time, d.ID, d.NextRetryTime
+	}
+	_, err := tx.Exec(ctx, `
+		UPDATE delivery_attempts a SET next_retry_at = x.r
+		FROM unnest($1::timestamptz[], $2::text[], $3::timestamptz[]) AS x(t, id, r)
+		WHERE a.attempt_time = x.t AND a.attempt_id = x.id AND a.outcome = $4
+		  AND (a.next_retry_at IS NULL OR a.next_retry_at < x.r)`,
+		times, ids, next, int16(domain.OutcomeRetrying))
+	if err != nil {
+		return fmt.Errorf("defer retries: %w", err)
+	}
+	return nil
 }
 
 // InsertTestAttempt records a test event's attempt in the log (no delivery, no side effects).
