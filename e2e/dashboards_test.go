@@ -72,7 +72,7 @@ func TestDashboardAndRuleMetricsExist(t *testing.T) {
 
 	exported := map[string]bool{}
 	zeroes := map[string]string{
-		"dispatcher":    `dispatcher_deferred_total{reason="circuit_open"} dispatcher_deferred_total{reason="endpoint_busy"} dispatcher_events_invalid_total{reason="unparseable"} dispatcher_platform_failures_total{stage="settle"} dispatcher_jobs_invalid_total dispatcher_dead_letters_total dispatcher_deliveries_total{event_type="new_contact",outcome="dead_lettered"}`,
+		"dispatcher":    `dispatcher_deferred_total{reason="circuit_open"} dispatcher_deferred_total{reason="endpoint_busy"} dispatcher_events_invalid_total{reason="unparseable"} dispatcher_platform_failures_total{stage="settle"} dispatcher_jobs_invalid_total{reason="unparseable"} dispatcher_dead_letters_total dispatcher_deliveries_total{event_type="new_contact",outcome="dead_lettered"}`,
 		"subscriptions": `subscriptions_webhooks_auto_disabled_total{reason="failing"} subscriptions_webhooks_auto_disabled_total{reason="gone"} subscriptions_attempt_writer_failures_total`,
 		"contacts":      `outbox_publish_failures_total{schema="contacts"} contacts_created_total{source="import"}`,
 		"messaging":     `messaging_inbound_signature_failures_total outbox_publish_failures_total{schema="messaging"}`,
