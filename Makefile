@@ -27,7 +27,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
 
-.PHONY: all dev test lint generate check-generated tools build bench clean postgres rules-test monitoring images check-images manifests
+.PHONY: all dev test lint generate check-generated tools build bench clean postgres rules-test monitoring images check-images manifests chaos chaos-short nats-server
 
 all: lint test
 
@@ -114,6 +114,22 @@ dev: postgres build
 ## bench: drive the real pipeline and print figures; the last line is a JSON summary.
 bench: postgres build
 	cd e2e && go run ./cmd/bench -bin $(BIN) -nats-nodes $(NATS_NODES)
+
+## nats-server: the real nats-server binary, from the Go module version the services pin (the chaos
+## suite runs it as its own process so that it can be killed).
+nats-server:
+	cd e2e && go build -o $(BIN)/nats-server github.com/nats-io/nats-server/v2
+
+## chaos: break the real platform under load (processes killed, PostgreSQL cut off, bad endpoints,
+## poison messages) and check that nothing is lost; the last line is a JSON summary.
+chaos: postgres build nats-server
+	cd e2e && go build -o $(BIN)/chaos ./cmd/chaos
+	$(BIN)/chaos -bin $(BIN) -nats-nodes $(NATS_NODES)
+
+## chaos-short: the same scenarios with shorter faults and loads (CI; at most 5 minutes).
+chaos-short: postgres build nats-server
+	cd e2e && go build -o $(BIN)/chaos ./cmd/chaos
+	$(BIN)/chaos -bin $(BIN) -short -nats-nodes $(NATS_NODES)
 
 clean:
 	rm -rf $(BIN)

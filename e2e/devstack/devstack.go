@@ -70,6 +70,10 @@ type Config struct {
 	// (R3), the production shape. A binary that runs a cluster must call
 	// natsserver.RunNodeIfChild first thing in main or TestMain.
 	NATSNodes int
+	// NATSURL, when set, is an already running NATS server (or cluster: comma-separated URLs)
+	// the services use instead of starting one; the chaos suite runs nats-server as its own
+	// process so that it can be killed.
+	NATSURL string
 }
 
 // Stack is a running platform.
@@ -129,6 +133,10 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 }
 
 func (s *Stack) startNATS(ctx context.Context) error {
+	if s.cfg.NATSURL != "" {
+		s.natsURL = s.cfg.NATSURL
+		return nil
+	}
 	dir := filepath.Join(s.cfg.DataDir, "nats")
 	if s.cfg.NATSNodes <= 1 {
 		ns, err := natsserver.Start(natsserver.Options{Port: s.cfg.Ports.NATS, StoreDir: dir})
@@ -157,7 +165,9 @@ func (s *Stack) stopNATS() {
 		s.cluster.Shutdown()
 		return
 	}
-	s.nats.Shutdown()
+	if s.nats != nil {
+		s.nats.Shutdown()
+	}
 }
 
 // Addr returns 127.0.0.1:port.
@@ -256,6 +266,17 @@ func (s *Stack) Proc(key string) *Proc {
 	return s.procs[key]
 }
 
+// Procs returns every process started so far (the latest one per key), running or not.
+func (s *Stack) Procs() []*Proc {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*Proc, 0, len(s.procs))
+	for _, p := range s.procs {
+		out = append(out, p)
+	}
+	return out
+}
+
 // Dispatchers returns the running dispatcher processes.
 func (s *Stack) Dispatchers() []*Proc {
 	s.mu.Lock()
@@ -285,6 +306,14 @@ func (p *Proc) Terminate(grace time.Duration) error {
 		p.Kill()
 		return fmt.Errorf("%s did not stop within %s after SIGTERM", p.Name, grace)
 	}
+}
+
+// ExitErr is how an exited process ended (nil for a clean exit or while it runs).
+func (p *Proc) ExitErr() error {
+	if !p.Exited() {
+		return nil
+	}
+	return p.err
 }
 
 // Exited reports whether the process has exited.
