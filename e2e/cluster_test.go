@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -279,8 +280,13 @@ func delivered(t *testing.T, rcv *devstack.Receiver, secrets map[string]signing.
 	return out
 }
 
-// TestMain lets this test binary serve as the nodes of the NATS clusters its tests start.
+// TestMain lets this test binary serve as the nodes of the NATS clusters its tests start, and
+// removes the service binaries the tests built.
 func TestMain(m *testing.M) {
 	natsserver.RunNodeIfChild()
-	m.Run()
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
 }

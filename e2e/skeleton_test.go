@@ -3,10 +3,12 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,19 +18,35 @@ import (
 	"github.com/customertext/webhooks/libs/signing"
 )
 
-// buildServices compiles every service binary into a temporary folder, once per test binary.
+// built holds the service binaries, compiled once for every test of this package that needs them
+// and removed by TestMain.
+var built struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// buildServices returns a folder with every service binary, compiled on first use.
 func buildServices(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	for _, name := range devstack.Services() {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), ".")
-		cmd.Dir = filepath.Join("..", "services", name)
-		cmd.Env = append(os.Environ(), "GOFLAGS=-buildvcs=false")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", name, err, out)
+	built.once.Do(func() {
+		if built.dir, built.err = os.MkdirTemp("", "e2e-services-"); built.err != nil {
+			return
 		}
+		for _, name := range devstack.Services() {
+			cmd := exec.Command("go", "build", "-o", filepath.Join(built.dir, name), ".")
+			cmd.Dir = filepath.Join("..", "services", name)
+			cmd.Env = append(os.Environ(), "GOFLAGS=-buildvcs=false")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				built.err = fmt.Errorf("build %s: %w\n%s", name, err, out)
+				return
+			}
+		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
 	}
-	return dir
+	return built.dir
 }
 
 func startStack(ctx context.Context, t *testing.T, cfg devstack.Config) *devstack.Stack {
