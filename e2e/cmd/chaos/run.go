@@ -92,6 +92,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		if o.only != nil && !slices.Contains(o.only, sc.name) {
 			continue
 		}
+		if sc.cluster && o.natsNodes < 3 {
+			if o.only != nil {
+				return fmt.Errorf("scenario %s needs a NATS cluster: -nats-nodes 3", sc.name)
+			}
+			fmt.Fprintf(stdout, "skip %s: needs a NATS cluster (NATS_NODES=3)\n", sc.name)
+			continue
+		}
 		if ctx.Err() != nil {
 			break
 		}

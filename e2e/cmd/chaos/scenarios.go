@@ -2,12 +2,18 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc/codes"
 
 	"github.com/customertext/webhooks/e2e/chaos"
+	"github.com/customertext/webhooks/libs/natsserver"
+	"github.com/customertext/webhooks/libs/streams"
 )
 
 // scenario breaks the platform in one way; the session's finish checks the outcome.
@@ -17,21 +23,119 @@ type scenario struct {
 	run   func(ctx context.Context, s *session) error
 	// env is added to every service's environment for this scenario.
 	env []string
+	// cluster marks a scenario that needs a NATS cluster (-nats-nodes 3); it is skipped on one server.
+	cluster bool
 }
 
 func scenarios() []scenario {
 	return []scenario{
-		{"dispatcher-kill", "kill -9 one of two dispatchers mid-load, restart it, then kill -9 both", dispatcherKill, nil},
-		{"nats-sigterm", "nats-server stopped with SIGTERM mid-load and started again on its data", natsRestart(false), nil},
-		{"nats-sigkill", "nats-server killed with SIGKILL mid-load and started again on its data", natsRestart(true), nil},
-		{"postgres-outage", "PostgreSQL unreachable (TCP proxy stopped) mid-load", postgresOutage, nil},
-		{"endpoint-500", "an endpoint answers 500, then recovers", endpoint500, nil},
-		{"bad-endpoints", "endpoints hanging, dripping bytes and answering 100 MB next to a healthy one", badEndpoints, nil},
-		{"poison", "poison messages on EVENTS, DELIVERIES and ATTEMPTS mid-load", poison, nil},
+		{"dispatcher-kill", "kill -9 one of two dispatchers mid-load, restart it, then kill -9 both", dispatcherKill, nil, false},
+		{"nats-sigterm", "nats-server stopped with SIGTERM mid-load and started again on its data", natsRestart(false), nil, false},
+		{"nats-sigkill", "nats-server killed with SIGKILL mid-load and started again on its data", natsRestart(true), nil, false},
+		{"postgres-outage", "PostgreSQL unreachable (TCP proxy stopped) mid-load", postgresOutage, nil, false},
+		{"endpoint-500", "an endpoint answers 500, then recovers", endpoint500, nil, false},
+		{"bad-endpoints", "endpoints hanging, dripping bytes and answering 100 MB next to a healthy one", badEndpoints, nil, false},
+		{"poison", "poison messages on EVENTS, DELIVERIES and ATTEMPTS mid-load", poison, nil, false},
 		// No circuit breaker here: every delivery gets real attempts and retry schedules in its
 		// first chain and again after the redelivery, where their ids must not collide.
 		{"subscriptions-kill-disabled", "the subscription service killed -9 while a webhook is disabled; enable, redeliver into failures, recover",
-			subscriptionsKillDisabled, []string{"CIRCUIT_FAILURES=1000000"}},
+			subscriptionsKillDisabled, []string{"CIRCUIT_FAILURES=1000000"}, false},
+		// The breaker stays out of it, so that the failing endpoint's retries are real schedules
+		// waiting across each leader change.
+		{"cluster-leader-kills", "on a 3-node cluster: kill -9 the DELIVERIES, EVENTS and meta leaders in turn, then keep a node down",
+			clusterLeaderKills, []string{"CIRCUIT_FAILURES=1000000"}, true},
+	}
+}
+
+// clusterLeaderKills kills the node leading DELIVERIES, then EVENTS, then the meta leader, each
+// brought back, and last keeps the new DELIVERIES leader down for long, while one endpoint fails
+// for the first part so that its retries wait as message schedules across the leader changes.
+func clusterLeaderKills(ctx context.Context, s *session) error {
+	c, ok := s.p.NATS.(*chaos.Cluster)
+	if !ok {
+		return errors.New("cluster-leader-kills needs a NATS cluster: -nats-nodes 3")
+	}
+	nc, err := nats.Connect(c.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(200*time.Millisecond))
+	if err != nil {
+		return fmt.Errorf("connect to nats: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	a, hooks, err := s.account(ctx, "cluster", "ok", "flaky")
+	if err != nil {
+		return err
+	}
+	flaky := hooks[1].Endpoint
+	flaky.SetMode(chaos.ModeFail)
+	s.idleWait = 75 * time.Second // acks lost with a killed node come back after AckWait
+	s.load(ctx, a, s.rate())
+
+	kill := func(what, node string, down time.Duration) error {
+		s.sleep(ctx, s.d(3*time.Second, 10*time.Second))
+		i := slices.IndexFunc(c.Cluster.Nodes(), func(n *natsserver.Node) bool { return n.Name == node })
+		if i < 0 {
+			return fmt.Errorf("no node %q", node)
+		}
+		s.logf("kill -9 %s (%s)", node, what)
+		c.Kill(i)
+		s.sleep(ctx, down)
+		if err := c.Restart(ctx, i); err != nil {
+			return err
+		}
+		s.logf("%s back", node)
+		return nil
+	}
+	leader, err := streamLeader(ctx, js, streams.Deliveries)
+	if err != nil {
+		return err
+	}
+	if err := kill("DELIVERIES leader", leader, s.d(3*time.Second, 10*time.Second)); err != nil {
+		return err
+	}
+	if leader, err = streamLeader(ctx, js, streams.Events); err != nil {
+		return err
+	}
+	if err := kill("EVENTS leader", leader, s.d(3*time.Second, 10*time.Second)); err != nil {
+		return err
+	}
+	if leader, err = c.MetaLeader(ctx); err != nil {
+		return err
+	}
+	if err := kill("meta leader", leader, s.d(3*time.Second, 10*time.Second)); err != nil {
+		return err
+	}
+	flaky.SetMode(chaos.ModeOK)
+	s.logf("endpoint flaky recovered (answered 500 %d times)", flaky.Snapshot().Answered[chaos.ModeFail])
+	if leader, err = streamLeader(ctx, js, streams.Deliveries); err != nil {
+		return err
+	}
+	if err := kill("DELIVERIES leader, kept down", leader, s.d(30*time.Second, 3*time.Minute)); err != nil {
+		return err
+	}
+	s.sleep(ctx, s.d(3*time.Second, 10*time.Second))
+	s.stop()
+	return nil
+}
+
+// streamLeader is the name of the node leading stream, waiting through an election.
+func streamLeader(ctx context.Context, js jetstream.JetStream, stream string) (string, error) {
+	for {
+		ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		st, err := js.Stream(ictx, stream)
+		var info *jetstream.StreamInfo
+		if err == nil {
+			info, err = st.Info(ictx)
+		}
+		cancel()
+		if err == nil && info.Cluster != nil && info.Cluster.Leader != "" {
+			return info.Cluster.Leader, nil
+		}
+		if ctx.Err() != nil {
+			return "", fmt.Errorf("leader of %s: %w", stream, errors.Join(ctx.Err(), err))
+		}
 	}
 }
 
