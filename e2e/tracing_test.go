@@ -18,7 +18,9 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/customertext/webhooks/e2e/devstack"
+	"github.com/customertext/webhooks/libs/event"
 	contactsv1 "github.com/customertext/webhooks/libs/gen/customertext/contacts/v1"
+	webhooksv1 "github.com/customertext/webhooks/libs/gen/customertext/webhooks/v1"
 )
 
 // span is what the test keeps of one exported span.
@@ -181,13 +183,56 @@ func TestOneTracePerEvent(t *testing.T) {
 		t.Errorf("export metadata %v, want OTEL_EXPORTER_OTLP_HEADERS' x-tenant=e2e", headers)
 	}
 
-	// A failing endpoint: the second attempt, 300 ms later, is a trace of its own linked to the first.
-	rcv.SetStatus(http.StatusInternalServerError)
 	contacts, err := devstack.Dial(devstack.Addr(stack.Ports().ContactsGRPC), stack.ServiceToken)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer contacts.Close()
+
+	// A webhook left at the default (send_trace_context unset) gets no trace headers; the demo
+	// webhook, which opted in, gets the same event with its traceparent.
+	quiet, err := devstack.StartReceiver("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer quiet.Close()
+	admin, err := devstack.Dial(devstack.Addr(stack.Ports().SubscriptionsGRPC), demo.AdminKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	before, err := stack.MinIndexed(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := webhooksv1.NewWebhookServiceClient(admin).CreateWebhook(ctx, &webhooksv1.CreateWebhookRequest{
+		Url: quiet.URL, EventTypes: []string{event.NewContact}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := stack.WaitIndexed(ctx, before+1); err != nil {
+		t.Fatal(err)
+	}
+	c, err := contactsv1.NewContactServiceClient(contacts).CreateContact(ctx, &contactsv1.CreateContactRequest{
+		AccountId: demo.AccountID, Contact: &contactsv1.Contact{FirstName: "Quinn", Phone: "+15551230041"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	forContact := func(r devstack.Request) bool { return strings.Contains(string(r.Body), c.GetContact().GetId()) }
+	got, err := quiet.WaitFor(ctx, forContact)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{"Traceparent", "Tracestate"} {
+		if v, ok := got.Header[h]; ok {
+			t.Errorf("webhook at the default: %s %q, want none", h, v)
+		}
+	}
+	if opted, err := rcv.WaitFor(ctx, forContact); err != nil || opted.Header.Get("Traceparent") == "" {
+		t.Errorf("opted-in webhook, same event: traceparent %q (%v), want one", opted.Header.Get("Traceparent"), err)
+	}
+
+	// A failing endpoint: the second attempt, 300 ms later, is a trace of its own linked to the first.
+	rcv.SetStatus(http.StatusInternalServerError)
 	if _, err := contactsv1.NewContactServiceClient(contacts).CreateContact(ctx, &contactsv1.CreateContactRequest{
 		AccountId: demo.AccountID, Contact: &contactsv1.Contact{FirstName: "Rita", Phone: "+15551230042"}}); err != nil {
 		t.Fatal(err)

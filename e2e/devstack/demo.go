@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/customertext/webhooks/libs/auth"
 	"github.com/customertext/webhooks/libs/event"
@@ -36,7 +37,8 @@ func Dial(addr, token string) (*grpc.ClientConn, error) {
 }
 
 // RunDemo creates an account with an admin key, registers a new_contact webhook with bearer auth
-// pointing at receiverURL, creates a contact and waits for the webhook request to arrive.
+// pointing at receiverURL, creates a contact and waits for the webhook request to arrive. The
+// webhook opts in to trace context, so the demo request shows the event's traceparent.
 func RunDemo(ctx context.Context, s *Stack, rcv *Receiver) (Demo, error) {
 	var d Demo
 	p := s.Ports()
@@ -69,7 +71,8 @@ func RunDemo(ctx context.Context, s *Stack, rcv *Receiver) (Demo, error) {
 	}
 	wh, err := webhooksv1.NewWebhookServiceClient(admin).CreateWebhook(ctx, &webhooksv1.CreateWebhookRequest{
 		Url: rcv.URL, EventTypes: []string{event.NewContact}, Description: "demo receiver",
-		Auth: &webhooksv1.Auth{Kind: &webhooksv1.Auth_Bearer{Bearer: &webhooksv1.BearerToken{Token: d.BearerToken}}},
+		Auth:             &webhooksv1.Auth{Kind: &webhooksv1.Auth_Bearer{Bearer: &webhooksv1.BearerToken{Token: d.BearerToken}}},
+		SendTraceContext: proto.Bool(true),
 	})
 	if err != nil {
 		return d, fmt.Errorf("create webhook: %w", err)

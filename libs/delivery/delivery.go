@@ -1,8 +1,8 @@
 // Package delivery sends one webhook request per the delivery contract: POST with the JSON body,
-// Standard Webhooks signature headers, the configured auth header, traceparent and User-Agent; a
-// timeout; redirects not followed; destinations checked by the SSRF guard at dial time. It is the
-// one piece of code that talks to customers' endpoints, used by the dispatcher for real events and
-// by the subscription service for test events.
+// Standard Webhooks signature headers, the configured auth header, User-Agent and, when the webhook
+// chose it, the W3C trace context; a timeout; redirects not followed; destinations checked by the
+// SSRF guard at dial time. It is the one piece of code that talks to customers' endpoints, used by
+// the dispatcher for real events and by the subscription service for test events.
 package delivery
 
 import (
@@ -41,7 +41,8 @@ type Config struct {
 	// MaxConnsPerHost caps connections to one host (0: no cap). Idle connections kept per host
 	// follow it: Go's default of 2 idle per host halves throughput and leaves sockets in TIME_WAIT.
 	MaxConnsPerHost int
-	// Propagator injects traceparent; nil sends none.
+	// Propagator injects the trace context into requests that ask for it (Request.SendTraceContext);
+	// nil sends none.
 	Propagator propagation.TextMapPropagator
 }
 
@@ -109,6 +110,10 @@ type Request struct {
 	AuthHeaderValue string
 	// Timeout of the whole attempt; DefaultTimeout when zero.
 	Timeout time.Duration
+	// SendTraceContext injects the trace context of ctx (traceparent, tracestate and whatever
+	// else the Sender's propagator carries). Off by default: our trace ids are internal and the
+	// endpoint belongs to a third party, so it gets them only when the webhook chose it.
+	SendTraceContext bool
 }
 
 // Result is what happened.
@@ -175,7 +180,7 @@ func (s *Sender) Send(ctx context.Context, req Request) Result {
 	if req.AuthHeaderName != "" {
 		hr.Header.Set(req.AuthHeaderName, req.AuthHeaderValue)
 	}
-	if s.prop != nil {
+	if s.prop != nil && req.SendTraceContext {
 		s.prop.Inject(ctx, propagation.HeaderCarrier(hr.Header))
 	}
 	recorded := make(map[string]string, len(hr.Header))

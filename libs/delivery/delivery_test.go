@@ -12,6 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/customertext/webhooks/libs/signing"
 	"github.com/customertext/webhooks/libs/ssrf"
 )
@@ -190,5 +194,61 @@ func TestParseRetryAfter(t *testing.T) {
 		if got := ParseRetryAfter(in, now); got != want {
 			t.Errorf("ParseRetryAfter(%q): got %s, want %s", in, got, want)
 		}
+	}
+}
+
+// TestSendTraceContextOnlyWhenAsked: the propagator's headers (traceparent, tracestate, baggage)
+// reach the endpoint only for a request that asks for them.
+func TestSendTraceContextOnlyWhenAsked(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var got http.Header
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = r.Header.Clone()
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	s, err := NewSender(Config{Guard: ssrf.New([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}),
+		Propagator: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	traceID, _ := trace.TraceIDFromHex("0af7651916cd43dd8448eb211c80319c")
+	spanID, _ := trace.SpanIDFromHex("b7ad6b7169203331")
+	state, _ := trace.ParseTraceState("ct=internal")
+	ctx := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: traceID, SpanID: spanID, TraceFlags: trace.FlagsSampled, TraceState: state}))
+	member, _ := baggage.NewMember("tenant", "acc_1")
+	bag, _ := baggage.New(member)
+	ctx = baggage.ContextWithBaggage(ctx, bag)
+
+	for _, tc := range []struct {
+		name string
+		send bool
+		want map[string]string
+	}{
+		{"chosen", true, map[string]string{"Traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+			"Tracestate": "ct=internal", "Baggage": "tenant=acc_1"}},
+		{"not chosen", false, map[string]string{"Traceparent": "", "Tracestate": "", "Baggage": ""}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := s.Send(ctx, Request{URL: srv.URL, Body: []byte(`{}`), MsgID: "evt_1", SendTraceContext: tc.send})
+			if !res.Succeeded() {
+				t.Fatalf("got %+v, want success", res)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for k, want := range tc.want {
+				if v := got.Get(k); v != want {
+					t.Errorf("header %s: got %q, want %q", k, v, want)
+				}
+				if v := res.Headers[strings.ToLower(k)]; v != want {
+					t.Errorf("recorded header %s: got %q, want %q", k, v, want)
+				}
+			}
+		})
 	}
 }

@@ -101,7 +101,9 @@ func TestSSRFGuardRefusesLoopbackWithoutAllowList(t *testing.T) {
 	}
 }
 
-func TestTraceparentReachesEndpoint(t *testing.T) {
+// TestTraceContextReachesOnlyEndpointsThatChoseIt: one event, two webhooks; the one with
+// send_trace_context gets the event's trace (traceparent, tracestate), the other gets neither.
+func TestTraceContextReachesOnlyEndpointsThatChoseIt(t *testing.T) {
 	t.Parallel()
 	// libs/telemetry writes the canonical "Traceparent"; other publishers may write lower case.
 	for _, key := range []string{"Traceparent", "traceparent"} {
@@ -109,17 +111,43 @@ func TestTraceparentReachesEndpoint(t *testing.T) {
 			t.Parallel()
 			_, url := startNATS(t)
 			_, js := connectJS(t, url)
-			rcv := startReceiver(t, nil)
-			cfg, _ := webhookConfig(t, "wh_1", "acc_1", rcv.srv.URL, "new_contact")
-			cs := startConfigServer(t, cfg)
+			rcvOn, rcvOff := startReceiver(t, nil), startReceiver(t, nil)
+			on, _ := webhookConfig(t, "wh_on", "acc_1", rcvOn.srv.URL, "new_contact")
+			on.SendTraceContext = true
+			off, _ := webhookConfig(t, "wh_off", "acc_1", rcvOff.srv.URL, "new_contact")
+			cs := startConfigServer(t, on, off)
+			attempts := newAttemptReader(t, js)
 			startDispatcher(t, dispatcherEnv(url, cs.addr))
 			const traceID = "0af7651916cd43dd8448eb211c80319c"
-			hdr := nats.Header{key: []string{"00-" + traceID + "-b7ad6b7169203331-01"}}
+			hdr := nats.Header{key: []string{"00-" + traceID + "-b7ad6b7169203331-01"}, "tracestate": []string{"ct=internal"}}
 			publishEventWith(t, js, "acc_1", newContact("c1"), hdr)
-			eventually(t, 30*time.Second, "delivery", func() bool { return rcv.count() == 1 })
-			got := rcv.requests()[0].Header.Get("traceparent")
-			if !strings.HasPrefix(got, "00-"+traceID+"-") {
-				t.Errorf("traceparent: got %q, want the event's trace %s", got, traceID)
+			eventually(t, 30*time.Second, "both deliveries", func() bool { return rcvOn.count() == 1 && rcvOff.count() == 1 })
+
+			gotOn := rcvOn.requests()[0].Header
+			if got := gotOn.Get("traceparent"); !strings.HasPrefix(got, "00-"+traceID+"-") {
+				t.Errorf("chosen: traceparent: got %q, want the event's trace %s", got, traceID)
+			}
+			if got := gotOn.Get("tracestate"); got != "ct=internal" {
+				t.Errorf("chosen: tracestate: got %q, want %q", got, "ct=internal")
+			}
+			gotOff := rcvOff.requests()[0].Header
+			for _, h := range []string{"traceparent", "tracestate"} {
+				if v, ok := gotOff[http.CanonicalHeaderKey(h)]; ok {
+					t.Errorf("not chosen: %s: got %q, want no such header", h, v)
+				}
+			}
+
+			// The delivery log shows what was sent.
+			var recs []*webhooksv1.AttemptRecord
+			eventually(t, 30*time.Second, "two attempt records", func() bool {
+				recs = attempts.poll(t)
+				return len(recs) >= 2
+			})
+			for _, r := range recs {
+				_, sent := r.GetRequestHeaders()["traceparent"]
+				if want := r.GetWebhookId() == "wh_on"; sent != want {
+					t.Errorf("%s: traceparent in recorded request headers: got %v, want %v", r.GetWebhookId(), sent, want)
+				}
 			}
 		})
 	}

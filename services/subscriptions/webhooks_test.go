@@ -279,6 +279,7 @@ func TestCreateGetWebhookAndSecretsAtRest(t *testing.T) {
 				EventTypes: []string{"new_contact", "inbound_message"}, Enabled: true, Description: "CRM sync",
 				Auth: tt.wantAuth, SecretHint: created.GetSigningSecret()[len(created.GetSigningSecret())-4:],
 				CreateTime: got.GetWebhook().GetCreateTime(), UpdateTime: got.GetWebhook().GetUpdateTime(),
+				SendTraceContext: proto.Bool(false),
 			}
 			if diff := cmp.Diff(want, got.GetWebhook(), cmpProto()); diff != "" {
 				t.Errorf("GetWebhook (-want +got):\n%s", diff)

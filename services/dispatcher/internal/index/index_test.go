@@ -142,6 +142,14 @@ func TestFromProto(t *testing.T) {
 	if n := len(w.SigningSecrets(now.Add(2 * time.Hour))); n != 1 {
 		t.Errorf("signing secrets after the overlap: got %d, want 1", n)
 	}
+	if w.SendTraceContext {
+		t.Error("send_trace_context unset: got SendTraceContext true, want false")
+	}
+	withTrace := valid()
+	withTrace.SendTraceContext = true
+	if w2, err := FromProto(withTrace); err != nil || !w2.SendTraceContext {
+		t.Errorf("send_trace_context set: got SendTraceContext %v (%v), want true", w2.SendTraceContext, err)
+	}
 	if s := w.String(); strings.Contains(s, cur) {
 		t.Errorf("String leaks the secret: %s", s)
 	}

@@ -39,6 +39,9 @@ type Webhook struct {
 	// Timeout of one attempt; zero means the dispatcher's default.
 	Timeout time.Duration
 	Version int64
+
+	// SendTraceContext lets requests carry our W3C trace context (traceparent, tracestate).
+	SendTraceContext bool
 }
 
 // FromProto validates a configuration received from the subscription service.
@@ -72,6 +75,7 @@ func FromProto(c *webhooksv1.WebhookConfig) (Webhook, error) {
 	if w.Timeout < 0 {
 		w.Timeout = 0
 	}
+	w.SendTraceContext = c.GetSendTraceContext()
 	for i, s := range c.GetSecrets() {
 		key, err := signing.ParseSecret(s.GetSecret())
 		if err != nil {

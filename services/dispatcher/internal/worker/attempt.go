@@ -130,6 +130,8 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg, st *laneState, rel
 		AuthHeaderName:  hook.AuthHeaderName,
 		AuthHeaderValue: hook.AuthHeaderValue,
 		Timeout:         timeout,
+		// The attempt's client span is recorded either way; only the header is the webhook's choice.
+		SendTraceContext: hook.SendTraceContext,
 	})
 	stopKeepAlive()
 	endPost(res)

@@ -60,7 +60,7 @@ func (p *Pool) startDelivery(ctx context.Context, msg jetstream.Msg, job *webhoo
 }
 
 // startPost opens the client span of the HTTP attempt; its context is what the request's
-// traceparent carries. The returned function records the result and ends the span.
+// traceparent carries when the webhook chose to receive it. The returned function records the result and ends the span.
 func (p *Pool) startPost(ctx context.Context) (context.Context, func(delivery.Result)) {
 	if p.tracer == nil {
 		return ctx, func(delivery.Result) {}

@@ -173,7 +173,7 @@ func (s *Service) SendTestEvent(ctx context.Context, p domain.Principal, id, eve
 	}
 	res := s.sender.Send(ctx, delivery.Request{
 		URL: w.URL, Body: body, MsgID: env.EventID, Timestamp: now, Secrets: keys,
-		AuthHeaderName: name, AuthHeaderValue: value, Timeout: timeout,
+		AuthHeaderName: name, AuthHeaderValue: value, Timeout: timeout, SendTraceContext: w.SendTraceContext,
 	})
 	attemptID, err := newID("att_")
 	if err != nil {

@@ -43,7 +43,8 @@ func (s *Service) CreateWebhook(ctx context.Context, p domain.Principal, spec do
 	}
 	w, err := s.store.CreateWebhook(ctx, domain.Webhook{
 		ID: id, AccountID: p.AccountID, URL: spec.URL, EventTypes: spec.EventTypes, Enabled: spec.Enabled,
-		Description: spec.Description, Auth: spec.Auth, Timeout: spec.Timeout, Secret: secret,
+		Description: spec.Description, Auth: spec.Auth, Timeout: spec.Timeout,
+		SendTraceContext: spec.SendTraceContext, Secret: secret,
 	}, s.cfg.MaxWebhooksPerAccount)
 	if err != nil {
 		return domain.Webhook{}, "", err
@@ -105,6 +106,7 @@ func (s *Service) listWebhooks(ctx context.Context, accountID string, f ListFilt
 // Update paths UpdateWebhook accepts.
 var updatablePaths = map[string]bool{
 	"url": true, "event_types": true, "enabled": true, "description": true, "auth": true, "timeout_seconds": true,
+	"send_trace_context": true,
 }
 
 // UpdateWebhook applies the fields named by paths from spec. An auth of the same kind with an
@@ -117,15 +119,16 @@ func (s *Service) UpdateWebhook(ctx context.Context, p domain.Principal, id stri
 		return domain.Webhook{}, &domain.ValidationError{Field: "webhook.id", Reason: "is required"}
 	}
 	if len(paths) == 0 {
-		return domain.Webhook{}, &domain.ValidationError{Field: "update_mask", Reason: "name at least one of url, event_types, enabled, description, auth, timeout_seconds"}
+		return domain.Webhook{}, &domain.ValidationError{Field: "update_mask", Reason: "name at least one of url, event_types, enabled, description, auth, timeout_seconds, send_trace_context"}
 	}
 	for _, path := range paths {
 		if !updatablePaths[path] {
-			return domain.Webhook{}, &domain.ValidationError{Field: "update_mask", Reason: fmt.Sprintf("unknown or read-only path %q (want url, event_types, enabled, description, auth, timeout_seconds)", path)}
+			return domain.Webhook{}, &domain.ValidationError{Field: "update_mask", Reason: fmt.Sprintf("unknown or read-only path %q (want url, event_types, enabled, description, auth, timeout_seconds, send_trace_context)", path)}
 		}
 	}
 	w, err := s.store.UpdateWebhook(ctx, p.AccountID, id, func(w *domain.Webhook) error {
-		cur := domain.Spec{URL: w.URL, EventTypes: w.EventTypes, Enabled: w.Enabled, Description: w.Description, Auth: w.Auth, Timeout: w.Timeout}
+		cur := domain.Spec{URL: w.URL, EventTypes: w.EventTypes, Enabled: w.Enabled, Description: w.Description, Auth: w.Auth, Timeout: w.Timeout,
+			SendTraceContext: w.SendTraceContext}
 		authSupplied := false // a new auth (or none) given for this update, not the stored one
 		for _, path := range paths {
 			switch path {
@@ -139,6 +142,8 @@ func (s *Service) UpdateWebhook(ctx context.Context, p domain.Principal, id stri
 				cur.Description = spec.Description
 			case "timeout_seconds":
 				cur.Timeout = spec.Timeout
+			case "send_trace_context":
+				cur.SendTraceContext = spec.SendTraceContext
 			case "auth":
 				next := spec.Auth
 				authSupplied = true
@@ -161,7 +166,7 @@ func (s *Service) UpdateWebhook(ctx context.Context, p domain.Principal, id stri
 			w.DisabledReason = ""
 		}
 		w.URL, w.EventTypes, w.Enabled, w.Description, w.Auth = valid.URL, valid.EventTypes, valid.Enabled, valid.Description, valid.Auth
-		w.Timeout = valid.Timeout
+		w.Timeout, w.SendTraceContext = valid.Timeout, valid.SendTraceContext
 		if w.Auth.Kind != domain.AuthAPIKey {
 			w.Auth.HeaderName = ""
 		}

@@ -116,6 +116,8 @@ type Webhook struct {
 	Auth        Auth
 	// Timeout of a delivery request; 0 means the platform default.
 	Timeout time.Duration
+	// SendTraceContext lets requests carry our W3C trace context (traceparent, tracestate).
+	SendTraceContext bool
 	// Secret is the current signing secret ("whsec_...").
 	Secret string
 	// PrevSecret keeps signing until PrevSecretExpireTime after a rotation.

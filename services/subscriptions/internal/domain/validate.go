@@ -29,6 +29,8 @@ type Spec struct {
 	Auth        Auth
 	// Timeout of a delivery request to the endpoint; 0 means the platform default.
 	Timeout time.Duration
+	// SendTraceContext lets requests carry our W3C trace context; off by default.
+	SendTraceContext bool
 }
 
 // Policy holds the validation settings that come from configuration.

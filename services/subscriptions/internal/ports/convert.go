@@ -3,6 +3,7 @@ package ports
 import (
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/customertext/webhooks/libs/delivery"
@@ -16,7 +17,7 @@ func webhookToProto(w domain.Webhook) *webhooksv1.Webhook {
 		Id: w.ID, AccountId: w.AccountID, Url: w.URL, EventTypes: w.EventTypes, Enabled: w.Enabled,
 		Description: w.Description, SecretHint: domain.Hint(w.Secret), DisabledReason: w.DisabledReason,
 		CreateTime: timestamppb.New(w.CreateTime), UpdateTime: timestamppb.New(w.UpdateTime),
-		TimeoutSeconds: int32(w.Timeout / time.Second),
+		TimeoutSeconds: int32(w.Timeout / time.Second), SendTraceContext: proto.Bool(w.SendTraceContext),
 	}
 	switch w.Auth.Kind {
 	case domain.AuthAPIKey:
@@ -47,6 +48,7 @@ func configToProto(w domain.Webhook, now time.Time) *webhooksv1.WebhookConfig {
 		Secrets:        []*webhooksv1.SigningSecret{{Secret: w.Secret}},
 		AuthHeaderName: name, AuthHeaderValue: value,
 		TimeoutMs: int32(delivery.DefaultTimeout / time.Millisecond), Version: w.Version,
+		SendTraceContext: w.SendTraceContext,
 	}
 	if w.Timeout > 0 {
 		out.TimeoutMs = int32(w.Timeout / time.Millisecond)

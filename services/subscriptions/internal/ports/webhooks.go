@@ -49,7 +49,8 @@ func (s *WebhookServer) CreateWebhook(ctx context.Context, req *webhooksv1.Creat
 		// and event_types.
 		URL: req.GetUrl(), EventTypes: req.GetEventTypes(), Enabled: req.Enabled == nil || req.GetEnabled(),
 		Description: req.GetDescription(), Auth: authFromProto(req.GetAuth()),
-		Timeout: time.Duration(req.GetTimeoutSeconds()) * time.Second,
+		Timeout:          time.Duration(req.GetTimeoutSeconds()) * time.Second,
+		SendTraceContext: req.GetSendTraceContext(),
 	})
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)
@@ -102,7 +103,8 @@ func (s *WebhookServer) UpdateWebhook(ctx context.Context, req *webhooksv1.Updat
 	w, err := s.app.UpdateWebhook(ctx, p, in.GetId(), domain.Spec{
 		URL: in.GetUrl(), EventTypes: in.GetEventTypes(), Enabled: in.GetEnabled(),
 		Description: in.GetDescription(), Auth: authFromProto(in.GetAuth()),
-		Timeout: time.Duration(in.GetTimeoutSeconds()) * time.Second,
+		Timeout:          time.Duration(in.GetTimeoutSeconds()) * time.Second,
+		SendTraceContext: in.GetSendTraceContext(),
 	}, req.GetUpdateMask().GetPaths())
 	if err != nil {
 		return nil, toStatus(ctx, s.log, err)

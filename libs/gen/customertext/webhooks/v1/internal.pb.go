@@ -142,9 +142,11 @@ type WebhookConfig struct {
 	AuthHeaderValue string `protobuf:"bytes,8,opt,name=auth_header_value,json=authHeaderValue,proto3" json:"auth_header_value,omitempty"`
 	TimeoutMs       int32  `protobuf:"varint,9,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
 	// Increases with every change; a dispatcher keeps the highest it has seen.
-	Version       int64 `protobuf:"varint,10,opt,name=version,proto3" json:"version,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Version int64 `protobuf:"varint,10,opt,name=version,proto3" json:"version,omitempty"`
+	// Requests carry the W3C trace context (traceparent, tracestate) only when true.
+	SendTraceContext bool `protobuf:"varint,11,opt,name=send_trace_context,json=sendTraceContext,proto3" json:"send_trace_context,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *WebhookConfig) Reset() {
@@ -245,6 +247,13 @@ func (x *WebhookConfig) GetVersion() int64 {
 		return x.Version
 	}
 	return 0
+}
+
+func (x *WebhookConfig) GetSendTraceContext() bool {
+	if x != nil {
+		return x.SendTraceContext
+	}
+	return false
 }
 
 type ListWebhookConfigsRequest struct {
@@ -1048,7 +1057,7 @@ const file_customertext_webhooks_v1_internal_proto_rawDesc = "" +
 	"\rSigningSecret\x12\x16\n" +
 	"\x06secret\x18\x01 \x01(\tR\x06secret\x12;\n" +
 	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expireTime\"\xdd\x02\n" +
+	"expireTime\"\x8b\x03\n" +
 	"\rWebhookConfig\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -1063,7 +1072,8 @@ const file_customertext_webhooks_v1_internal_proto_rawDesc = "" +
 	"\n" +
 	"timeout_ms\x18\t \x01(\x05R\ttimeoutMs\x12\x18\n" +
 	"\aversion\x18\n" +
-	" \x01(\x03R\aversion\"W\n" +
+	" \x01(\x03R\aversion\x12,\n" +
+	"\x12send_trace_context\x18\v \x01(\bR\x10sendTraceContext\"W\n" +
 	"\x19ListWebhookConfigsRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +

@@ -99,8 +99,12 @@ type Webhook struct {
 	// How long a delivery waits for the endpoint's answer, 1 to 30 seconds; 0 means the platform
 	// default (10 s). Update path "timeout_seconds".
 	TimeoutSeconds int32 `protobuf:"varint,12,opt,name=timeout_seconds,json=timeoutSeconds,proto3" json:"timeout_seconds,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Whether requests to the endpoint carry the W3C trace context of our delivery (traceparent,
+	// tracestate). Off unless chosen: trace ids are internal and the endpoint is a third party.
+	// Always set in responses. Update path "send_trace_context".
+	SendTraceContext *bool `protobuf:"varint,13,opt,name=send_trace_context,json=sendTraceContext,proto3,oneof" json:"send_trace_context,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Webhook) Reset() {
@@ -215,6 +219,13 @@ func (x *Webhook) GetTimeoutSeconds() int32 {
 		return x.TimeoutSeconds
 	}
 	return 0
+}
+
+func (x *Webhook) GetSendTraceContext() bool {
+	if x != nil && x.SendTraceContext != nil {
+		return *x.SendTraceContext
+	}
+	return false
 }
 
 // Auth is how the endpoint authenticates our requests; unset means none.
@@ -429,8 +440,10 @@ type CreateWebhookRequest struct {
 	// How long a delivery waits for the endpoint's answer, 1 to 30 seconds; 0 means the platform
 	// default (10 s).
 	TimeoutSeconds int32 `protobuf:"varint,6,opt,name=timeout_seconds,json=timeoutSeconds,proto3" json:"timeout_seconds,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Send the W3C trace context (traceparent, tracestate) with each request; defaults to false.
+	SendTraceContext *bool `protobuf:"varint,7,opt,name=send_trace_context,json=sendTraceContext,proto3,oneof" json:"send_trace_context,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *CreateWebhookRequest) Reset() {
@@ -503,6 +516,13 @@ func (x *CreateWebhookRequest) GetTimeoutSeconds() int32 {
 		return x.TimeoutSeconds
 	}
 	return 0
+}
+
+func (x *CreateWebhookRequest) GetSendTraceContext() bool {
+	if x != nil && x.SendTraceContext != nil {
+		return *x.SendTraceContext
+	}
+	return false
 }
 
 type CreateWebhookResponse struct {
@@ -771,7 +791,8 @@ func (x *ListWebhooksResponse) GetNextPageToken() string {
 type UpdateWebhookRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Webhook *Webhook               `protobuf:"bytes,1,opt,name=webhook,proto3" json:"webhook,omitempty"`
-	// Paths among url, event_types, enabled, description, auth, timeout_seconds.
+	// Paths among url, event_types, enabled, description, auth, timeout_seconds,
+	// send_trace_context.
 	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2541,7 +2562,7 @@ var File_customertext_webhooks_v1_webhooks_proto protoreflect.FileDescriptor
 
 const file_customertext_webhooks_v1_webhooks_proto_rawDesc = "" +
 	"\n" +
-	"'customertext/webhooks/v1/webhooks.proto\x12\x18customertext.webhooks.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc8\x03\n" +
+	"'customertext/webhooks/v1/webhooks.proto\x12\x18customertext.webhooks.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x92\x04\n" +
 	"\aWebhook\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -2560,7 +2581,9 @@ const file_customertext_webhooks_v1_webhooks_proto_rawDesc = "" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12'\n" +
-	"\x0ftimeout_seconds\x18\f \x01(\x05R\x0etimeoutSeconds\"\x9f\x01\n" +
+	"\x0ftimeout_seconds\x18\f \x01(\x05R\x0etimeoutSeconds\x121\n" +
+	"\x12send_trace_context\x18\r \x01(\bH\x00R\x10sendTraceContext\x88\x01\x01B\x15\n" +
+	"\x13_send_trace_context\"\x9f\x01\n" +
 	"\x04Auth\x12N\n" +
 	"\x0eapi_key_header\x18\x01 \x01(\v2&.customertext.webhooks.v1.ApiKeyHeaderH\x00R\fapiKeyHeader\x12?\n" +
 	"\x06bearer\x18\x02 \x01(\v2%.customertext.webhooks.v1.BearerTokenH\x00R\x06bearerB\x06\n" +
@@ -2573,7 +2596,7 @@ const file_customertext_webhooks_v1_webhooks_proto_rawDesc = "" +
 	"\vBearerToken\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x1d\n" +
 	"\n" +
-	"token_hint\x18\x02 \x01(\tR\ttokenHint\"\xff\x01\n" +
+	"token_hint\x18\x02 \x01(\tR\ttokenHint\"\xc9\x02\n" +
 	"\x14CreateWebhookRequest\x12\x16\n" +
 	"\x03url\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x03url\x12%\n" +
 	"\vevent_types\x18\x02 \x03(\tB\x04\xe2A\x01\x02R\n" +
@@ -2581,9 +2604,11 @@ const file_customertext_webhooks_v1_webhooks_proto_rawDesc = "" +
 	"\aenabled\x18\x03 \x01(\bH\x00R\aenabled\x88\x01\x01\x12 \n" +
 	"\vdescription\x18\x04 \x01(\tR\vdescription\x122\n" +
 	"\x04auth\x18\x05 \x01(\v2\x1e.customertext.webhooks.v1.AuthR\x04auth\x12'\n" +
-	"\x0ftimeout_seconds\x18\x06 \x01(\x05R\x0etimeoutSecondsB\n" +
+	"\x0ftimeout_seconds\x18\x06 \x01(\x05R\x0etimeoutSeconds\x121\n" +
+	"\x12send_trace_context\x18\a \x01(\bH\x01R\x10sendTraceContext\x88\x01\x01B\n" +
 	"\n" +
-	"\b_enabled\"{\n" +
+	"\b_enabledB\x15\n" +
+	"\x13_send_trace_context\"{\n" +
 	"\x15CreateWebhookResponse\x12;\n" +
 	"\awebhook\x18\x01 \x01(\v2!.customertext.webhooks.v1.WebhookR\awebhook\x12%\n" +
 	"\x0esigning_secret\x18\x02 \x01(\tR\rsigningSecret\"#\n" +
@@ -2904,6 +2929,7 @@ func file_customertext_webhooks_v1_webhooks_proto_init() {
 	if File_customertext_webhooks_v1_webhooks_proto != nil {
 		return
 	}
+	file_customertext_webhooks_v1_webhooks_proto_msgTypes[0].OneofWrappers = []any{}
 	file_customertext_webhooks_v1_webhooks_proto_msgTypes[1].OneofWrappers = []any{
 		(*Auth_ApiKeyHeader)(nil),
 		(*Auth_Bearer)(nil),

@@ -13,7 +13,7 @@ import (
 
 const webhookColumns = `id, account_id, url, event_types, enabled, description, auth_kind, auth_header_name,
 	auth_value_sealed, secret_sealed, prev_secret_sealed, prev_secret_expires_at, disabled_reason,
-	version, created_at, updated_at, timeout_seconds`
+	version, created_at, updated_at, timeout_seconds, send_trace_context`
 
 func sealContext(id, field string) string { return "webhook:" + id + ":" + field }
 
@@ -49,7 +49,7 @@ func (s *Store) scanWebhook(row pgx.Row) (domain.Webhook, error) {
 	var timeoutSeconds int32
 	if err := row.Scan(&w.ID, &w.AccountID, &w.URL, &w.EventTypes, &w.Enabled, &w.Description, &kind,
 		&w.Auth.HeaderName, &sl.auth, &sl.secret, &sl.prev, &prevExp, &w.DisabledReason, &w.Version,
-		&w.CreateTime, &w.UpdateTime, &timeoutSeconds); err != nil {
+		&w.CreateTime, &w.UpdateTime, &timeoutSeconds, &w.SendTraceContext); err != nil {
 		return domain.Webhook{}, notFound(err)
 	}
 	w.Timeout = time.Duration(timeoutSeconds) * time.Second
@@ -111,11 +111,11 @@ func (s *Store) CreateWebhook(ctx context.Context, w domain.Webhook, limit int) 
 		}
 		out, err = s.scanWebhook(tx.QueryRow(ctx, `
 			INSERT INTO webhooks (id, account_id, url, event_types, enabled, description, auth_kind,
-				auth_header_name, auth_value_sealed, secret_sealed, timeout_seconds)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+				auth_header_name, auth_value_sealed, secret_sealed, timeout_seconds, send_trace_context)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 			RETURNING `+webhookColumns,
 			w.ID, w.AccountID, w.URL, w.EventTypes, w.Enabled, w.Description, string(kind),
-			w.Auth.HeaderName, sl.auth, sl.secret, int32(w.Timeout/time.Second)))
+			w.Auth.HeaderName, sl.auth, sl.secret, int32(w.Timeout/time.Second), w.SendTraceContext))
 		return err
 	})
 	return out, wrap("create webhook", err)
@@ -196,12 +196,14 @@ func (s *Store) UpdateWebhook(ctx context.Context, accountID, id string, change 
 			UPDATE webhooks SET url = $2, event_types = $3, enabled = $4, description = $5, auth_kind = $6,
 				auth_header_name = $7, auth_value_sealed = $8, secret_sealed = $9, prev_secret_sealed = $10,
 				prev_secret_expires_at = $11, disabled_reason = $12, timeout_seconds = $14,
+				send_trace_context = $15,
 				enabled_at = CASE WHEN $4 AND NOT $13 THEN now() ELSE enabled_at END,
 				version = nextval('webhook_version'), updated_at = now()
 			WHERE id = $1
 			RETURNING `+webhookColumns,
 			w.ID, w.URL, w.EventTypes, w.Enabled, w.Description, string(kind), w.Auth.HeaderName, sl.auth,
-			sl.secret, sl.prev, prevExp, w.DisabledReason, wasEnabled, int32(w.Timeout/time.Second)))
+			sl.secret, sl.prev, prevExp, w.DisabledReason, wasEnabled, int32(w.Timeout/time.Second),
+			w.SendTraceContext))
 		return err
 	})
 	return out, wrap("update webhook", err)
