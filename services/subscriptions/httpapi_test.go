@@ -179,6 +179,16 @@ func TestHTTPEveryOperation(t *testing.T) {
 	if got.Webhook.Desc != "Zapier" || got.Webhook.URL != rcv.URL {
 		t.Fatalf("patch: got %+v, want description Zapier and the url unchanged", got.Webhook)
 	}
+	// The mask's paths in the proto's field names, as the docs and webhook bodies spell them.
+	var timed struct {
+		Webhook struct {
+			TimeoutSeconds int `json:"timeout_seconds"`
+		} `json:"webhook"`
+	}
+	c.call("PATCH", "/v1/webhooks/"+wh.ID+"?update_mask=timeout_seconds", admin, map[string]any{"timeout_seconds": 7}, 200, &timed)
+	if timed.Webhook.TimeoutSeconds != 7 {
+		t.Fatalf("patch with update_mask=timeout_seconds: got timeout %d, want 7", timed.Webhook.TimeoutSeconds)
+	}
 	c.call("POST", "/v1/webhooks/"+wh.ID+":disable", admin, map[string]any{}, 200, &got)
 	if got.Webhook.Enabled {
 		t.Fatal("disable: webhook still enabled")

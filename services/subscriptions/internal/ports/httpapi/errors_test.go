@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -112,5 +113,30 @@ func TestSuccessStatus(t *testing.T) {
 		if got := successStatus(tt.method, tt.path); got != tt.want {
 			t.Errorf("successStatus(%s %s): got %d, want %d", tt.method, tt.path, got, tt.want)
 		}
+	}
+}
+
+func TestJSONUpdateMask(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ query, want string }{
+		{"update_mask=event_types", "eventTypes"},
+		{"update_mask=timeout_seconds,send_trace_context,url", "timeoutSeconds,sendTraceContext,url"},
+		{"update_mask=sendTraceContext", "sendTraceContext"},
+		{"update_mask=auth.bearer.token", "auth.bearer.token"},
+		{"update_mask=description%2C%20event_types", "description,eventTypes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.query, func(t *testing.T) {
+			u := &url.URL{Path: "/v1/webhooks/wh_1", RawQuery: tt.query}
+			jsonUpdateMask(u)
+			if got := u.Query().Get("update_mask"); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+	u := &url.URL{Path: "/v1/webhooks", RawQuery: "page_size=5"}
+	jsonUpdateMask(u)
+	if u.RawQuery != "page_size=5" {
+		t.Errorf("a query without update_mask changed: got %q", u.RawQuery)
 	}
 }

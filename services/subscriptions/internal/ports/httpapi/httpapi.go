@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -112,10 +113,54 @@ func rest(next http.Handler, maxBody int64) http.Handler {
 		}
 		body := &limitedBody{r: http.MaxBytesReader(w, r.Body, maxBody), limit: maxBody}
 		r.Body = body
+		jsonUpdateMask(r.URL)
 		rw := &responseWriter{w: w, success: successStatus(r.Method, r.URL.Path), body: body}
 		next.ServeHTTP(rw, r)
 		rw.finish()
 	})
+}
+
+// jsonUpdateMask rewrites the update_mask query parameter's paths from the proto's field names
+// (event_types, timeout_seconds: what the docs, the webhook body and gRPC callers use) to the JSON
+// form a FieldMask takes in a URL (eventTypes, timeoutSeconds), which is all vanguard accepts: an
+// integrator writing update_mask=event_types otherwise got a 400. Paths already in JSON form are
+// left as they are.
+func jsonUpdateMask(u *url.URL) {
+	q := u.Query()
+	masks, ok := q["update_mask"]
+	if !ok {
+		return
+	}
+	for i, m := range masks {
+		paths := strings.Split(m, ",")
+		for j, p := range paths {
+			segs := strings.Split(strings.TrimSpace(p), ".")
+			for k, seg := range segs {
+				segs[k] = lowerCamel(seg)
+			}
+			paths[j] = strings.Join(segs, ".")
+		}
+		masks[i] = strings.Join(paths, ",")
+	}
+	u.RawQuery = q.Encode()
+}
+
+// lowerCamel turns a proto field name into its JSON name (send_trace_context → sendTraceContext).
+func lowerCamel(name string) string {
+	var b strings.Builder
+	upper := false
+	for _, r := range name {
+		switch {
+		case r == '_':
+			upper = true
+		case upper:
+			b.WriteString(strings.ToUpper(string(r)))
+			upper = false
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 // successStatus is the status of a successful call: 201 for the creates, 204 for the deletes.
