@@ -34,7 +34,7 @@ func TestClusterSurvivesLeaderKills(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cluster scenario: runs in the full suite")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Minute)
 	defer cancel()
 	stack := startStack(ctx, t, devstack.Config{NATSNodes: 3, Dispatchers: 2,
 		// Retries every 2 s for 4 minutes: the failing endpoint recovers long before the last.
@@ -166,10 +166,17 @@ func TestClusterSurvivesLeaderKills(t *testing.T) {
 	mu.Unlock()
 	t.Logf("%d contacts created through the kills", len(want))
 
+	healed := time.Now()
 	for name, rcv := range map[string]*devstack.Receiver{"healthy": healthy, "failing then recovered": failing} {
-		waitFor(ctx, t, "every event at the "+name+" endpoint", func() bool {
-			return len(delivered(t, rcv, secrets)) >= len(want)
-		})
+		// Bounded by the test's context only: this asserts that nothing is lost, not how fast the
+		// retries that churned through the leader changes drain on a loaded machine.
+		for len(delivered(t, rcv, secrets)) < len(want) {
+			if ctx.Err() != nil {
+				t.Fatalf("%s endpoint: %d of %d events after %v", name, len(delivered(t, rcv, secrets)), len(want), time.Since(healed))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Logf("%s endpoint: every event %v after the last fault", name, time.Since(healed).Round(time.Millisecond))
 		got := delivered(t, rcv, secrets)
 		for _, id := range want {
 			if _, ok := got[id]; !ok {

@@ -132,22 +132,32 @@ func TestOneTracePerEvent(t *testing.T) {
 
 	var spans []span
 	var post span
+	// Walk from the POST up to the root: every hop is in the one trace. A parent ends after its
+	// child and each process exports in batches, so wait until the walk reaches a root span (or
+	// the deadline) before judging the chain.
+	var chain []string
 	err = await(ctx, func() (bool, string) {
 		spans, _ = col.snapshot()
 		var ok bool
-		post, ok = find(spans, func(s span) bool { return s.spanID == postID })
-		return ok, fmt.Sprintf("%d spans, none with the traceparent's id %s", len(spans), postID)
+		if post, ok = find(spans, func(s span) bool { return s.spanID == postID }); !ok {
+			return false, fmt.Sprintf("%d spans, none with the traceparent's id %s", len(spans), postID)
+		}
+		chain = chain[:0]
+		for cur, ok := post, true; ok; cur, ok = find(spans, func(s span) bool { return s.spanID == cur.parentID }) {
+			chain = append([]string{cur.service + ": " + cur.name}, chain...)
+			if cur.parentID == "" || cur.parentID == "0000000000000000" {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("the chain so far has no root: %v", chain)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Walk from the POST up to the root: every hop is in the one trace.
-	var chain []string
 	for cur, ok := post, true; ok; cur, ok = find(spans, func(s span) bool { return s.spanID == cur.parentID }) {
 		if cur.traceID != traceID {
 			t.Errorf("span %s/%s: trace %s, want %s", cur.service, cur.name, cur.traceID, traceID)
 		}
-		chain = append([]string{cur.service + ": " + cur.name}, chain...)
 		if cur.parentID == "" || cur.parentID == "0000000000000000" {
 			break
 		}
