@@ -205,8 +205,10 @@ func runSession(ctx context.Context, d sessionDeps) (started bool, err error) {
 	}
 	setupCtx, cancelSetup := context.WithTimeout(sctx, 30*time.Second)
 	defer cancelSetup()
-	if err := streams.Ensure(setupCtx, js, streams.Config{Replicas: cfg.StreamReplicas}); err != nil {
-		return false, err
+	// Retried in short tries: after a node loss a request about a stream whose leader died is
+	// never answered, and one unanswered try must not end the process.
+	if !streams.EnsureWithRetry(setupCtx, js, streams.Config{Replicas: cfg.StreamReplicas}, logger) {
+		return false, fmt.Errorf("ensure streams: %w", context.Cause(setupCtx))
 	}
 	throttle := worker.NewThrottle(worker.ThrottleConfig{Target: cfg.BulkTarget, Min: cfg.BulkMin, Max: cfg.BulkConcurrency},
 		func(n int) { m.BulkLimit.Set(float64(n)) })

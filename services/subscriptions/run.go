@@ -111,8 +111,12 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready func(addrs))
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	if err := streams.Ensure(ctx, js, streams.Config{}); err != nil {
-		return err
+	// Retried in short tries (see streams.EnsureWithRetry), within a bounded start-up.
+	ensureCtx, cancelEnsure := context.WithTimeout(ctx, 30*time.Second)
+	ok := streams.EnsureWithRetry(ensureCtx, js, streams.Config{}, logger)
+	cancelEnsure()
+	if !ok {
+		return fmt.Errorf("ensure streams: %w", context.Cause(ensureCtx))
 	}
 	cons, err := ports.EnsureAttemptLogConsumer(ctx, js)
 	if err != nil {
