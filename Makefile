@@ -14,8 +14,8 @@ GNOSTIC_VERSION := v0.7.1
 # The finished OpenAPI document the subscription service serves at /v1/openapi.json.
 OPENAPI_JSON := services/subscriptions/internal/ports/httpapi/openapi.json
 
-MODULES := libs services/contacts services/messaging services/campaigns services/subscriptions services/dispatcher e2e
-SERVICES := contacts messaging campaigns subscriptions dispatcher
+MODULES := libs services/contacts services/messaging services/campaigns services/subscriptions services/dispatcher services/console e2e
+SERVICES := contacts messaging campaigns subscriptions dispatcher console
 # NATS_NODES=3 runs `make dev` and `make bench` on a 3-node JetStream cluster with R3 streams.
 NATS_NODES ?= 1
 # tools/ (image builder, Kubernetes manifest checks) is its own module outside go.work: its

@@ -22,13 +22,15 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/customertext/webhooks/libs/loginlink"
 	"github.com/customertext/webhooks/libs/natsserver"
 )
 
 // Services in start order: subscriptions first (dispatchers load their index from it), contacts
-// before messaging and campaigns (they call it).
+// before messaging and campaigns (they call it); the console last (its /readyz needs
+// subscriptions).
 func Services() []string {
-	return []string{"subscriptions", "contacts", "messaging", "campaigns", "dispatcher"}
+	return []string{"subscriptions", "contacts", "messaging", "campaigns", "dispatcher", "console"}
 }
 
 // Ports of one stack; zero fields are picked free at random.
@@ -41,6 +43,8 @@ type Ports struct {
 	DispatcherAdmin, MessagingHTTP             int
 	// SubscriptionsHTTP is the public HTTP/JSON API.
 	SubscriptionsHTTP int
+	// ConsoleHTTP serves the web console, ConsoleAdmin its metrics and health.
+	ConsoleHTTP, ConsoleAdmin int
 }
 
 // DevPorts are the fixed ports of `make dev` (docs/architecture.md).
@@ -49,6 +53,7 @@ func DevPorts() Ports {
 		NATS: 14222, ContactsGRPC: 7101, MessagingGRPC: 7102, CampaignsGRPC: 7103, SubscriptionsGRPC: 7104,
 		ContactsAdmin: 7201, MessagingAdmin: 7202, CampaignsAdmin: 7203, SubscriptionsAdmin: 7204,
 		DispatcherAdmin: 7205, MessagingHTTP: 7302, SubscriptionsHTTP: 7304,
+		ConsoleHTTP: 7305, ConsoleAdmin: 7206,
 	}
 }
 
@@ -84,6 +89,8 @@ type Stack struct {
 	natsURL      string
 	ServiceToken string
 	SecretsKey   string
+	// LoginLinkKey signs the console's login links (LoginLink).
+	LoginLinkKey []byte
 
 	mu    sync.Mutex
 	procs map[string]*Proc
@@ -114,6 +121,8 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 		return nil, err
 	}
 	s := &Stack{cfg: cfg, ServiceToken: randomToken(), SecretsKey: "dev1:" + randomKey(), procs: map[string]*Proc{}}
+	s.LoginLinkKey = make([]byte, 32)
+	_, _ = rand.Read(s.LoginLinkKey)
 	if err := s.startNATS(ctx); err != nil {
 		return nil, err
 	}
@@ -202,6 +211,10 @@ func (s *Stack) env(name string, replica int) (admin int, env []string) {
 	case "campaigns":
 		admin = p.CampaignsAdmin
 		env = append(env, "GRPC_ADDR="+Addr(p.CampaignsGRPC))
+	case "console":
+		admin = p.ConsoleAdmin
+		env = append(env, "HTTP_ADDR="+Addr(p.ConsoleHTTP), "DEVELOPMENT=true",
+			"LOGIN_LINK_KEY="+base64.StdEncoding.EncodeToString(s.LoginLinkKey))
 	case "dispatcher":
 		admin = p.DispatcherAdmin
 		if replica > 0 {
@@ -382,7 +395,7 @@ func waitReady(ctx context.Context, p *Proc, url string, timeout time.Duration) 
 func fillPorts(p *Ports) error {
 	for _, f := range []*int{&p.NATS, &p.ContactsGRPC, &p.MessagingGRPC, &p.CampaignsGRPC, &p.SubscriptionsGRPC,
 		&p.ContactsAdmin, &p.MessagingAdmin, &p.CampaignsAdmin, &p.SubscriptionsAdmin, &p.DispatcherAdmin, &p.MessagingHTTP,
-		&p.SubscriptionsHTTP} {
+		&p.SubscriptionsHTTP, &p.ConsoleHTTP, &p.ConsoleAdmin} {
 		if *f != 0 {
 			continue
 		}
@@ -414,6 +427,18 @@ func randomKey() string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
 	return base64.StdEncoding.EncodeToString(b)
+}
+
+// ConsoleURL is the web console's address.
+func (s *Stack) ConsoleURL() string { return "http://" + Addr(s.cfg.Ports.ConsoleHTTP) }
+
+// LoginLink mints a console login link for an account user, as the platform's backend does.
+func (s *Stack) LoginLink(accountID, email, role string, ttl time.Duration) (string, error) {
+	tok, err := loginlink.Sign(s.LoginLinkKey, accountID, email, role, ttl, time.Now())
+	if err != nil {
+		return "", err
+	}
+	return s.ConsoleURL() + "/login?token=" + url.QueryEscape(tok), nil
 }
 
 // FreshDatabase drops the named database on the server of baseURL if it exists, creates it

@@ -84,8 +84,29 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	printRequest(stdout, demo)
 	printGuide(stdout, stack, demo, rcv.URL, *dataDir)
+	if err := printLoginLinks(stdout, stack, demo); err != nil {
+		return err
+	}
 	startPrometheus(ctx, stdout, stack, bin, *promBin, *promConfig)
 	followReceiver(ctx, stdout, rcv, len(rcv.Requests()))
+	return nil
+}
+
+// printLoginLinks prints console login links for the demo admin and a manager, as the product's
+// backend would mint them (valid for an hour, each usable once).
+func printLoginLinks(w io.Writer, s *devstack.Stack, d devstack.Demo) error {
+	admin, err := s.LoginLink(d.AccountID, "admin@demo.example", "admin", time.Hour)
+	if err != nil {
+		return err
+	}
+	manager, err := s.LoginLink(d.AccountID, "manager@demo.example", "manager", time.Hour)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, `Web console (Settings → Webhook Integrations) %s — open a link within an hour; each signs in once:
+  admin:   %s
+  manager: %s
+`, s.ConsoleURL(), admin, manager)
 	return nil
 }
 
