@@ -18,9 +18,9 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	webhooksv1 "github.com/customertext/webhooks/libs/gen/customertext/webhooks/v1"
+	"github.com/customertext/webhooks/libs/loginlink"
 	"github.com/customertext/webhooks/libs/server"
 	"github.com/customertext/webhooks/libs/telemetry"
-	"github.com/customertext/webhooks/libs/loginlink"
 	"github.com/customertext/webhooks/services/console/internal/session"
 	"github.com/customertext/webhooks/services/console/internal/web"
 )

@@ -1,0 +1,316 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/customertext/webhooks/e2e/devstack"
+	"github.com/customertext/webhooks/libs/event"
+	contactsv1 "github.com/customertext/webhooks/libs/gen/customertext/contacts/v1"
+	webhooksv1 "github.com/customertext/webhooks/libs/gen/customertext/webhooks/v1"
+)
+
+// browser starts Debian's chromium (headless, its own profile, so its own cookies) at a window
+// width, and returns a tab.
+func browser(t *testing.T, ctx context.Context, width int) context.Context {
+	t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatal("chromium not found: apt-get install -y chromium (.ci/run does)")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox,
+		chromedp.WindowSize(width, 900), chromedp.Flag("disable-dev-shm-usage", true))
+	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	tab, cancelTab := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancelTab(); cancelAlloc() })
+	if err := chromedp.Do(tab); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return tab
+}
+
+// shots is where screenshots go: $SCREENSHOT_DIR, or a temporary folder named in the log.
+func shots(t *testing.T) string {
+	dir := os.Getenv("SCREENSHOT_DIR")
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "console-screenshots")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// shot writes a full-page screenshot of the tab.
+func shot(t *testing.T, tab context.Context, name string) {
+	t.Helper()
+	png, err := chromedp.Run(tab, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	path := filepath.Join(shots(t), name+".png")
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot %s", path)
+}
+
+func text(t *testing.T, tab context.Context, sel string) string {
+	t.Helper()
+	s, err := chromedp.Run(tab, chromedp.Text(chromedp.CSS(sel), chromedp.NodeVisible))
+	if err != nil {
+		t.Fatalf("read %s: %v", sel, err)
+	}
+	return strings.TrimSpace(s)
+}
+
+// value runs an action that reads something, failing the test on error.
+func value[T any](t *testing.T, tab context.Context, what string, a chromedp.Action[T]) T {
+	t.Helper()
+	v, err := chromedp.Run(tab, a)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	return v
+}
+
+func run(t *testing.T, tab context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	if err := chromedp.Do(tab, actions...); err != nil {
+		loc, _ := chromedp.Run(tab, chromedp.Location())
+		shot(t, tab, "failed-"+strings.ReplaceAll(t.Name(), "/", "-"))
+		t.Fatalf("%s (at %s): %v", what, loc, err)
+	}
+}
+
+// TestConsole drives the web console in a real browser against the real platform: an admin
+// signs in by link, adds a webhook with bearer auth and tests it, sees a real delivery in the log
+// and redelivers it, and disables the webhook; a manager is shown the no-access page; forged and
+// reused links and an invalid URL are refused with a clear page or field error.
+func TestConsole(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	stack := startStack(ctx, t, devstack.Config{})
+	rcv, err := devstack.StartReceiver("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rcv.Close()
+	rcv.SetStatus(200)
+	p := stack.Ports()
+	svc, err := devstack.Dial(devstack.Addr(p.SubscriptionsGRPC), stack.ServiceToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	acct, err := webhooksv1.NewAccountServiceClient(svc).CreateAccount(ctx, &webhooksv1.CreateAccountRequest{Name: "Acme Dental"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	accountID := acct.GetAccountId()
+	link := func(email, role string) string {
+		l, err := stack.LoginLink(accountID, email, role, 5*time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+
+	t.Run("admin", func(t *testing.T) {
+		tab := browser(t, ctx, 1280)
+		run(t, tab, "sign in", chromedp.Navigate(link("admin@acme.test", "admin")),
+			chromedp.WaitVisible(`//h1[contains(., "Webhook integrations")]`))
+		shot(t, tab, "01-empty-list")
+
+		before, err := stack.MinIndexed(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const token = "zap-bearer-token-0123456789"
+		run(t, tab, "add a webhook with bearer auth and Save & Test",
+			chromedp.Click(chromedp.CSS(`a[href="/webhooks/new"]`)),
+			chromedp.WaitVisible(chromedp.CSS(`#url`)),
+			chromedp.SendKeys(chromedp.CSS(`#url`), rcv.URL),
+			chromedp.Click(chromedp.CSS(`input[name=event_types][value="`+event.NewContact+`"]`)),
+			chromedp.Click(chromedp.CSS(`input[name=auth][value=bearer]`)),
+			chromedp.SendKeys(chromedp.CSS(`#bearer_token`), token),
+			chromedp.Click(chromedp.CSS(`button[value=save_test]`)),
+			chromedp.WaitVisible(chromedp.CSS(`#test-result`)))
+		if got := text(t, tab, `#test-result .status-code`); got != "200" {
+			t.Errorf("test result status code: got %q, want 200", got)
+		}
+		if got := text(t, tab, `#test-title`); !strings.Contains(got, "accepted") {
+			t.Errorf("test result title: got %q, want it to say the endpoint accepted it", got)
+		}
+		secret := value(t, tab, "read the one-time secret", chromedp.Value(chromedp.CSS(`#signing-secret`)))
+		if !strings.HasPrefix(secret, "whsec_") {
+			t.Errorf("signing secret shown: got %q, want whsec_…", secret)
+		}
+		shot(t, tab, "02-save-and-test")
+		testReq, err := rcv.WaitFor(ctx, func(devstack.Request) bool { return true })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := testReq.Header.Get("Authorization"); got != "Bearer "+token {
+			t.Errorf("test event Authorization: got %q, want the bearer token", got)
+		}
+		// The create answer is rendered on POST /webhooks; its form posts to /webhooks/{id}.
+		action := value(t, tab, "form action", chromedp.AttributeValue(chromedp.CSS(`form.form`), "action"))
+		webhookID := strings.TrimPrefix(action.Value, "/webhooks/")
+		if webhookID == "" || strings.Contains(webhookID, "/") {
+			t.Fatalf("form action after create: got %q, want /webhooks/{id}", action.Value)
+		}
+
+		// A real event: a contact created through the contacts API.
+		if err := stack.WaitIndexed(ctx, before+1); err != nil {
+			t.Fatal(err)
+		}
+		cc, err := devstack.Dial(devstack.Addr(p.ContactsGRPC), stack.ServiceToken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cc.Close()
+		c, err := contactsv1.NewContactServiceClient(cc).CreateContact(ctx, &contactsv1.CreateContactRequest{AccountId: accountID,
+			Contact: &contactsv1.Contact{FirstName: "Jane", LastName: "Smith", Phone: "(555) 123-4567", Email: "jane@example.com"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		isContact := func(r devstack.Request) bool {
+			var env event.Envelope
+			if json.Unmarshal(r.Body, &env) != nil {
+				return false
+			}
+			return strings.Contains(string(env.Data), c.GetContact().GetId())
+		}
+		if _, err := rcv.WaitFor(ctx, isContact); err != nil {
+			t.Fatal(err)
+		}
+
+		// The delivery log shows it once the attempt record is written: reload until it does.
+		logURL := stack.ConsoleURL() + "/webhooks/" + webhookID + "/deliveries?event_type=" + event.NewContact
+		for {
+			run(t, tab, "open the delivery log", chromedp.Navigate(logURL), chromedp.WaitVisible(chromedp.CSS(`h1`)))
+			n := value(t, tab, "count redeliver buttons",
+				chromedp.Evaluate[int](`document.querySelectorAll("form[action$='/redeliver']").length`))
+			if n > 0 {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatal("the contact's delivery never appeared in the delivery log")
+			case <-time.After(300 * time.Millisecond):
+			}
+		}
+		if got := text(t, tab, `table.attempts tbody tr .badge`); got != "Delivered" {
+			t.Errorf("delivery outcome: got %q, want Delivered", got)
+		}
+		shot(t, tab, "03-delivery-log")
+		run(t, tab, "redeliver", chromedp.Click(chromedp.CSS(`form[action$='/redeliver'] button`)),
+			chromedp.WaitVisible(chromedp.CSS(`.notice.ok`)))
+		if got := text(t, tab, `.notice.ok`); !strings.Contains(got, "Redelivery queued") {
+			t.Errorf("after redeliver: got notice %q", got)
+		}
+		if _, err := rcv.WaitFor(ctx, func(devstack.Request) bool {
+			n := 0
+			for _, r := range rcv.Requests() {
+				if isContact(r) {
+					n++
+				}
+			}
+			return n >= 2
+		}); err != nil {
+			t.Fatalf("the redelivery never arrived: %v", err)
+		}
+		shot(t, tab, "04-redelivered")
+
+		run(t, tab, "disable", chromedp.Navigate(stack.ConsoleURL()+"/webhooks"),
+			chromedp.Click(chromedp.CSS(`form[action$='/disable'] button`)),
+			chromedp.WaitVisible(chromedp.CSS(`.badge.off`)))
+		if got := text(t, tab, `.badge.off`); got != "Disabled" {
+			t.Errorf("status after disable: got %q, want Disabled", got)
+		}
+		shot(t, tab, "05-list-disabled")
+		key, err := webhooksv1.NewAccountServiceClient(svc).CreateApiKey(ctx, &webhooksv1.CreateApiKeyRequest{
+			AccountId: accountID, UserEmail: "check@acme.test", Role: webhooksv1.Role_ROLE_ADMIN})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ac, err := devstack.Dial(devstack.Addr(p.SubscriptionsGRPC), key.GetApiKey())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ac.Close()
+		wh, err := webhooksv1.NewWebhookServiceClient(ac).GetWebhook(ctx, &webhooksv1.GetWebhookRequest{Id: webhookID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wh.GetWebhook().GetEnabled() {
+			t.Error("the API still reports the webhook enabled after Disable in the console")
+		}
+
+		run(t, tab, "submit an invalid URL", chromedp.Navigate(stack.ConsoleURL()+"/webhooks/new"),
+			chromedp.WaitVisible(chromedp.CSS(`#url`)),
+			chromedp.SendKeys(chromedp.CSS(`#url`), "ftp://files.example.com/in"),
+			chromedp.Click(chromedp.CSS(`input[name=event_types][value="`+event.NewContact+`"]`)),
+			chromedp.Click(chromedp.CSS(`button[value=save]`)),
+			chromedp.WaitVisible(chromedp.CSS(`#url-error`)))
+		if got := text(t, tab, `#url-error`); !strings.Contains(strings.ToLower(got), "http") {
+			t.Errorf("URL field error: got %q, want it to say the URL must be http(s)", got)
+		}
+		shot(t, tab, "06-field-error")
+	})
+
+	t.Run("narrow screen", func(t *testing.T) {
+		tab := browser(t, ctx, 375)
+		run(t, tab, "sign in", chromedp.Navigate(link("admin@acme.test", "admin")),
+			chromedp.WaitVisible(`//h1[contains(., "Webhook integrations")]`))
+		scrollW := value(t, tab, "measure", chromedp.Evaluate[int](`document.documentElement.scrollWidth`))
+		clientW := value(t, tab, "measure", chromedp.Evaluate[int](`document.documentElement.clientWidth`))
+		if scrollW > clientW {
+			t.Errorf("page scrolls sideways at 375 px: scrollWidth %d > clientWidth %d", scrollW, clientW)
+		}
+		shot(t, tab, "07-list-375px")
+	})
+
+	t.Run("manager", func(t *testing.T) {
+		tab := browser(t, ctx, 1280)
+		run(t, tab, "sign in as manager", chromedp.Navigate(link("manager@acme.test", "manager")),
+			chromedp.WaitVisible(chromedp.CSS(`#no-access`)))
+		if got := text(t, tab, `#no-access h1`); got != "Only account admins can manage webhook integrations" {
+			t.Errorf("manager page: got %q", got)
+		}
+		shot(t, tab, "08-manager-no-access")
+		run(t, tab, "manager opens the add form directly", chromedp.Navigate(stack.ConsoleURL()+"/webhooks/new"),
+			chromedp.WaitVisible(chromedp.CSS(`#no-access`)))
+	})
+
+	t.Run("forged and reused links", func(t *testing.T) {
+		tab := browser(t, ctx, 1280)
+		good := link("admin@acme.test", "admin")
+		u, _ := url.Parse(good)
+		tok := u.Query().Get("token")
+		body, _, _ := strings.Cut(tok, ".")
+		forged := stack.ConsoleURL() + "/login?token=" + url.QueryEscape(body+".AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+		run(t, tab, "open a forged link", chromedp.Navigate(forged), chromedp.WaitVisible(chromedp.CSS(`#refused`)))
+		if got := text(t, tab, `#refused p`); !strings.Contains(got, "not valid") {
+			t.Errorf("forged link: got %q", got)
+		}
+		shot(t, tab, "09-forged-link")
+		run(t, tab, "no session after a forged link", chromedp.Navigate(stack.ConsoleURL()+"/webhooks"),
+			chromedp.WaitVisible(chromedp.CSS(`#signed-out`)))
+		run(t, tab, "use a link", chromedp.Navigate(good), chromedp.WaitVisible(`//h1[contains(., "Webhook integrations")]`))
+		run(t, tab, "use it again", chromedp.Navigate(good), chromedp.WaitVisible(chromedp.CSS(`#refused`)))
+		if got := text(t, tab, `#refused p`); !strings.Contains(got, "already used") {
+			t.Errorf("reused link: got %q", got)
+		}
+	})
+}
