@@ -270,15 +270,24 @@ func TestConsole(t *testing.T) {
 	})
 
 	t.Run("narrow screen", func(t *testing.T) {
-		tab := browser(t, ctx, 375)
-		run(t, tab, "sign in", chromedp.Navigate(link("admin@acme.test", "admin")),
+		tab := browser(t, ctx, 1280)
+		// Headless windows are at least 500 px wide; a phone's viewport is emulated.
+		run(t, tab, "sign in on a phone", chromedp.EmulateViewport(375, 812, chromedp.EmulateMobile),
+			chromedp.Navigate(link("admin@acme.test", "admin")),
 			chromedp.WaitVisible(`//h1[contains(., "Webhook integrations")]`))
-		scrollW := value(t, tab, "measure", chromedp.Evaluate[int](`document.documentElement.scrollWidth`))
-		clientW := value(t, tab, "measure", chromedp.Evaluate[int](`document.documentElement.clientWidth`))
-		if scrollW > clientW {
-			t.Errorf("page scrolls sideways at 375 px: scrollWidth %d > clientWidth %d", scrollW, clientW)
+		noSideScroll := func(page string) {
+			t.Helper()
+			scrollW := value(t, tab, "measure", chromedp.Evaluate[int](`document.documentElement.scrollWidth`))
+			clientW := value(t, tab, "measure", chromedp.Evaluate[int](`document.documentElement.clientWidth`))
+			if clientW != 375 || scrollW > clientW {
+				t.Errorf("%s at 375 px: scrollWidth %d, clientWidth %d; want no sideways scrolling", page, scrollW, clientW)
+			}
 		}
+		noSideScroll("webhook list")
 		shot(t, tab, "07-list-375px")
+		run(t, tab, "open the add form", chromedp.Navigate(stack.ConsoleURL()+"/webhooks/new"), chromedp.WaitVisible(chromedp.CSS(`#url`)))
+		noSideScroll("add form")
+		shot(t, tab, "07-form-375px")
 	})
 
 	t.Run("manager", func(t *testing.T) {
