@@ -3,6 +3,9 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"os/exec"
@@ -302,6 +305,80 @@ func TestConsole(t *testing.T) {
 			chromedp.WaitVisible(chromedp.CSS(`#no-access`)))
 	})
 
+	t.Run("cookie, headers and CSRF", func(t *testing.T) {
+		jar, _ := cookiejar.New(nil)
+		client := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+		get := func(u string) (*http.Response, string) {
+			t.Helper()
+			resp, err := client.Get(u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return resp, string(b)
+		}
+		resp, _ := get(link("admin@acme.test", "admin"))
+		var sc *http.Cookie
+		for _, c := range resp.Cookies() {
+			if c.Name == "console_session" {
+				sc = c
+			}
+		}
+		if sc == nil || !sc.HttpOnly || sc.SameSite != http.SameSiteStrictMode || sc.Secure {
+			t.Fatalf("session cookie: got %+v, want HttpOnly, SameSite=Strict, not Secure in development", sc)
+		}
+		csp := resp.Header.Get("Content-Security-Policy")
+		for _, want := range []string{"default-src 'none'", "script-src 'self'", "frame-ancestors 'none'", "form-action 'self'"} {
+			if !strings.Contains(csp, want) {
+				t.Errorf("Content-Security-Policy %q lacks %q", csp, want)
+			}
+		}
+		if strings.Contains(csp, "unsafe-inline") {
+			t.Errorf("Content-Security-Policy allows inline: %q", csp)
+		}
+		resp, page := get(stack.ConsoleURL() + "/webhooks")
+		if resp.StatusCode != http.StatusOK || strings.Contains(page, "ctk_") {
+			t.Fatalf("GET /webhooks: status %d; the page must never carry the session's API key", resp.StatusCode)
+		}
+		_, form := get(stack.ConsoleURL() + "/webhooks/new")
+		i := strings.Index(form, `name="csrf" value="`)
+		if i < 0 {
+			t.Fatal("the add form has no CSRF field")
+		}
+		csrf := form[i+len(`name="csrf" value="`):]
+		csrf = csrf[:strings.IndexByte(csrf, '"')]
+		post := func(token string) int {
+			t.Helper()
+			v := url.Values{"url": {rcv.URL}, "event_types": {event.NewContact}, "auth": {"none"}, "action": {"save"}}
+			if token != "" {
+				v.Set("csrf", token)
+			}
+			resp, err := client.PostForm(stack.ConsoleURL()+"/webhooks", v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		before := countWebhooks(t, ctx, stack, accountID)
+		if got := post(""); got != http.StatusForbidden {
+			t.Errorf("POST without CSRF token: got %d, want 403", got)
+		}
+		if got := post(csrf + "x"); got != http.StatusForbidden {
+			t.Errorf("POST with a wrong CSRF token: got %d, want 403", got)
+		}
+		if got := countWebhooks(t, ctx, stack, accountID); got != before {
+			t.Errorf("refused POSTs changed the webhooks: %d before, %d after", before, got)
+		}
+		if got := post(csrf); got != http.StatusOK {
+			t.Errorf("POST with the CSRF token: got %d, want 200 after the redirect", got)
+		}
+		if got := countWebhooks(t, ctx, stack, accountID); got != before+1 {
+			t.Errorf("POST with the CSRF token: %d webhooks, want %d", got, before+1)
+		}
+	})
+
 	t.Run("forged and reused links", func(t *testing.T) {
 		tab := browser(t, ctx, 1280)
 		good := link("admin@acme.test", "admin")
@@ -322,4 +399,29 @@ func TestConsole(t *testing.T) {
 			t.Errorf("reused link: got %q", got)
 		}
 	})
+}
+
+// countWebhooks counts an account's webhooks through the API, with a key of its own.
+func countWebhooks(t *testing.T, ctx context.Context, stack *devstack.Stack, accountID string) int {
+	t.Helper()
+	svc, err := devstack.Dial(devstack.Addr(stack.Ports().SubscriptionsGRPC), stack.ServiceToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	key, err := webhooksv1.NewAccountServiceClient(svc).CreateApiKey(ctx, &webhooksv1.CreateApiKeyRequest{
+		AccountId: accountID, UserEmail: "count@acme.test", Role: webhooksv1.Role_ROLE_ADMIN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ac, err := devstack.Dial(devstack.Addr(stack.Ports().SubscriptionsGRPC), key.GetApiKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ac.Close()
+	resp, err := webhooksv1.NewWebhookServiceClient(ac).ListWebhooks(ctx, &webhooksv1.ListWebhooksRequest{PageSize: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(resp.GetWebhooks())
 }
