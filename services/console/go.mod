@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/customertext/webhooks/libs v0.0.0
+	github.com/google/go-cmp v0.7.0
 	golang.org/x/sync v0.25.0
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260928230214-8a89bd6388cc
 	google.golang.org/grpc v1.85.0
