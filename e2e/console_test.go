@@ -260,6 +260,31 @@ func TestConsole(t *testing.T) {
 			t.Error("the API still reports the webhook enabled after Disable in the console")
 		}
 
+		// Auth never follows a URL to another origin: the edit form must name the token again.
+		run(t, tab, "move the webhook to a closed port without re-entering the token",
+			chromedp.Navigate(stack.ConsoleURL()+"/webhooks/"+webhookID), chromedp.WaitVisible(chromedp.CSS(`#url`)),
+			chromedp.Clear(chromedp.CSS(`#url`)), chromedp.SendKeys(chromedp.CSS(`#url`), "http://127.0.0.1:1/hook"),
+			chromedp.Click(chromedp.CSS(`button[value=save_test]`)),
+			chromedp.WaitVisible(chromedp.CSS(`fieldset.invalid .field-error`)))
+		if got := text(t, tab, `fieldset.invalid .field-error`); !strings.Contains(got, "Enter the token or header value again") {
+			t.Errorf("auth field error after changing the origin without the token: got %q", got)
+		}
+		if got := value(t, tab, "token hint", chromedp.AttributeValue(chromedp.CSS(`#bearer_token`), "placeholder")); got.Value != "saved, ends in 6789" {
+			t.Errorf("bearer token placeholder after the error: got %q, want the saved token's hint", got.Value)
+		}
+		shot(t, tab, "10-auth-field-error")
+		run(t, tab, "give the token again and Save & Test against the closed port",
+			chromedp.SendKeys(chromedp.CSS(`#bearer_token`), token),
+			chromedp.Click(chromedp.CSS(`button[value=save_test]`)),
+			chromedp.WaitVisible(chromedp.CSS(`#test-result .error-text`)))
+		if got := text(t, tab, `#test-result .error-text`); !strings.Contains(got, "connection refused") {
+			t.Errorf("test against a closed port: got %q, want the refused connection in words", got)
+		}
+		if got := text(t, tab, `#test-title`); !strings.Contains(got, "did not go through") {
+			t.Errorf("test result title: got %q", got)
+		}
+		shot(t, tab, "11-test-failed")
+
 		run(t, tab, "submit an invalid URL", chromedp.Navigate(stack.ConsoleURL()+"/webhooks/new"),
 			chromedp.WaitVisible(chromedp.CSS(`#url`)),
 			chromedp.SendKeys(chromedp.CSS(`#url`), "ftp://files.example.com/in"),

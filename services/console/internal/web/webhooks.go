@@ -178,13 +178,23 @@ func fieldErrors(err error, v *formView) bool {
 		for _, fv := range br.GetFieldViolations() {
 			f := strings.TrimPrefix(fv.GetField(), "webhook.")
 			f, _, _ = strings.Cut(f, ".")
-			v.Errors[f] = sentence(fv.GetDescription())
+			v.Errors[f] = inWords(f, fv.GetDescription())
 		}
 	}
 	if len(v.Errors) == 0 {
 		v.Error = sentence(st.Message())
 	}
 	return true
+}
+
+// inWords rewords the API's field violations that speak to developers (field masks) for the
+// person filling in the form.
+func inWords(field, desc string) string {
+	if field == "auth" && strings.Contains(desc, "another origin") {
+		return "The URL now points to a different site, so the saved credential is not sent there. " +
+			"Enter the token or header value again, or choose None."
+	}
+	return sentence(desc)
 }
 
 func sentence(s string) string {
@@ -200,6 +210,16 @@ func sentence(s string) string {
 
 func (s *Server) formError(q *request, v formView, title string) {
 	v.CSRF = q.sess.CSRF
+	if v.ID != "" {
+		// Keep what only the stored webhook knows: the hints of write-only values.
+		if cur, err := s.cfg.Webhooks.GetWebhook(q.ctx, &webhooksv1.GetWebhookRequest{Id: v.ID}); err == nil {
+			stored := viewOf(cur.GetWebhook())
+			v.SecretHint, v.Disabled = stored.SecretHint, stored.Disabled
+			if stored.AuthKind == v.AuthKind {
+				v.HeaderHint, v.BearerHint = stored.HeaderHint, stored.BearerHint
+			}
+		}
+	}
 	if s.catalog(q, &v) {
 		q.page(s, http.StatusUnprocessableEntity, "form", title, v)
 	}
