@@ -295,6 +295,27 @@ func TestConsole(t *testing.T) {
 			t.Errorf("URL field error: got %q, want it to say the URL must be http(s)", got)
 		}
 		shot(t, tab, "06-field-error")
+
+		run(t, tab, "rotate the signing secret", chromedp.Navigate(stack.ConsoleURL()+"/webhooks/"+webhookID),
+			chromedp.Click(chromedp.CSS(`form[action$='/rotate'] button`)), chromedp.WaitVisible(chromedp.CSS(`#signing-secret`)))
+		rotated := value(t, tab, "read the rotated secret", chromedp.Value(chromedp.CSS(`#signing-secret`)))
+		if !strings.HasPrefix(rotated, "whsec_") || rotated == secret {
+			t.Errorf("rotated secret: got %q, want a new whsec_ secret", rotated)
+		}
+		shot(t, tab, "12-secret-rotated")
+		run(t, tab, "reload: the secret is gone", chromedp.Navigate(stack.ConsoleURL()+"/webhooks/"+webhookID),
+			chromedp.WaitVisible(chromedp.CSS(`#url`)))
+		if n := value(t, tab, "count secret fields", chromedp.Evaluate[int](`document.querySelectorAll("#signing-secret").length`)); n != 0 {
+			t.Error("the signing secret is shown again after a reload")
+		}
+		run(t, tab, "delete with confirmation", chromedp.Click(chromedp.CSS(`a[href$='/delete']`)),
+			chromedp.WaitVisible(`//h1[contains(., "Delete this webhook?")]`))
+		shot(t, tab, "13-delete-confirm")
+		run(t, tab, "confirm", chromedp.Click(chromedp.CSS(`form[action$='/delete'] button`)),
+			chromedp.WaitVisible(`//div[contains(@class, "notice")][contains(., "Webhook deleted.")]`))
+		if n := value(t, tab, "count rows", chromedp.Evaluate[int](`document.querySelectorAll("a[href='/webhooks/`+webhookID+`']").length`)); n != 0 {
+			t.Error("the deleted webhook is still listed")
+		}
 	})
 
 	t.Run("narrow screen", func(t *testing.T) {
