@@ -235,6 +235,21 @@ func TestConsole(t *testing.T) {
 		}
 		shot(t, tab, "04-redelivered")
 
+		run(t, tab, "the account-wide log, last hour", chromedp.Navigate(stack.ConsoleURL()+"/deliveries?window=1h"),
+			chromedp.WaitVisible(chromedp.CSS(`table.attempts`)))
+		if n := value(t, tab, "count rows", chromedp.Evaluate[int](`document.querySelectorAll("table.attempts a[href='/webhooks/`+webhookID+`/deliveries']").length`)); n < 2 {
+			t.Errorf("account-wide log: %d attempts of the webhook, want at least the test and the delivery", n)
+		}
+		shot(t, tab, "04-account-log")
+		run(t, tab, "recover the last hour's events", chromedp.Navigate(logURL+"&window=1h"),
+			chromedp.Click(chromedp.CSS(`form[action$='/recover'] button`)),
+			chromedp.WaitVisible(chromedp.CSS(`.notice.ok`)))
+		// The API's counts, in words; what recovery delivers is the subscription service's
+		// business (e2e/resthooks_test.go).
+		if got := text(t, tab, `.notice.ok`); got != "Recovery queued 1 deliveries from 1 events." {
+			t.Errorf("after recover: got notice %q, want the one contact event queued", got)
+		}
+
 		run(t, tab, "disable", chromedp.Navigate(stack.ConsoleURL()+"/webhooks"),
 			chromedp.Click(chromedp.CSS(`form[action$='/disable'] button`)),
 			chromedp.WaitVisible(chromedp.CSS(`.badge.off`)))

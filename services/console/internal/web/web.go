@@ -128,6 +128,9 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /webhooks/{id}/rotate", s.authed(s.rotate))
 	mux.Handle("GET /webhooks/{id}/deliveries", s.authed(s.deliveries))
 	mux.Handle("POST /webhooks/{id}/deliveries/{delivery}/redeliver", s.authed(s.redeliver))
+	mux.Handle("POST /webhooks/{id}/redeliver-failed", s.authed(s.redeliverFailed))
+	mux.Handle("POST /webhooks/{id}/recover", s.authed(s.recoverEvents))
+	mux.Handle("GET /deliveries", s.authed(s.deliveries))
 	mux.Handle("GET /help", s.authed(s.help))
 	return securityHeaders(mux)
 }

@@ -1,14 +1,18 @@
 package web
 
 import (
+	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	webhooksv1 "github.com/customertext/webhooks/libs/gen/customertext/webhooks/v1"
 )
@@ -43,6 +47,8 @@ type listView struct {
 type listItem struct {
 	Webhook *webhooksv1.Webhook
 	Last    *webhooksv1.DeliveryAttempt
+	// Streak counts the latest failed attempts in a row (of the last 20), test events aside.
+	Streak int
 }
 
 func (s *Server) list(q *request) {
@@ -53,9 +59,18 @@ func (s *Server) list(q *request) {
 	v := listView{CSRF: q.sess.CSRF}
 	for _, wh := range resp.GetWebhooks() {
 		it := listItem{Webhook: wh}
-		att, err := s.cfg.Webhooks.ListDeliveryAttempts(q.ctx, &webhooksv1.ListDeliveryAttemptsRequest{WebhookId: wh.GetId(), PageSize: 1})
+		att, err := s.cfg.Webhooks.ListDeliveryAttempts(q.ctx, &webhooksv1.ListDeliveryAttemptsRequest{WebhookId: wh.GetId(), PageSize: 20})
 		if err == nil && len(att.GetAttempts()) > 0 {
 			it.Last = att.GetAttempts()[0]
+			for _, a := range att.GetAttempts() {
+				if a.GetTest() {
+					continue
+				}
+				if a.GetOutcome() == webhooksv1.Outcome_OUTCOME_SUCCEEDED {
+					break
+				}
+				it.Streak++
+			}
 		}
 		v.Items = append(v.Items, it)
 	}
@@ -370,12 +385,39 @@ func (s *Server) rotate(q *request) {
 }
 
 type deliveriesView struct {
-	CSRF      string
+	CSRF string
+	// Webhook is nil for the account-wide log.
 	Webhook   *webhooksv1.Webhook
 	Attempts  []*webhooksv1.DeliveryAttempt
 	EventType string
 	Outcome   string
+	Window    string
 	Catalog   []*webhooksv1.EventType
+	Windows   []window
+}
+
+type window struct {
+	Value, Label string
+	Span         time.Duration
+}
+
+// windows are the time filters of the delivery log, and the windows "redeliver failed" and
+// "recover" act on.
+var windows = []window{
+	{"1h", "Last hour", time.Hour},
+	{"24h", "Last 24 hours", 24 * time.Hour},
+	{"7d", "Last 7 days", 7 * 24 * time.Hour},
+	{"30d", "Last 30 days", 30 * 24 * time.Hour},
+}
+
+// windowStart returns the start of a named window, or nil for all time.
+func (s *Server) windowStart(name string) *timestamppb.Timestamp {
+	for _, w := range windows {
+		if w.Value == name {
+			return timestamppb.New(s.cfg.Now().Add(-w.Span))
+		}
+	}
+	return nil
 }
 
 var outcomes = map[string]webhooksv1.Outcome{
@@ -383,16 +425,21 @@ var outcomes = map[string]webhooksv1.Outcome{
 	"failed": webhooksv1.Outcome_OUTCOME_DEAD_LETTERED,
 }
 
+// deliveries is the delivery log of one webhook ({id} in the path) or of the whole account.
 func (s *Server) deliveries(q *request) {
 	id := q.r.PathValue("id")
-	wh, err := s.cfg.Webhooks.GetWebhook(q.ctx, &webhooksv1.GetWebhookRequest{Id: id})
-	if s.fail(q, err) {
-		return
+	query := q.r.URL.Query()
+	v := deliveriesView{CSRF: q.sess.CSRF, EventType: query.Get("event_type"), Outcome: query.Get("outcome"),
+		Window: query.Get("window"), Windows: windows}
+	if id != "" {
+		wh, err := s.cfg.Webhooks.GetWebhook(q.ctx, &webhooksv1.GetWebhookRequest{Id: id})
+		if s.fail(q, err) {
+			return
+		}
+		v.Webhook = wh.GetWebhook()
 	}
-	v := deliveriesView{CSRF: q.sess.CSRF, Webhook: wh.GetWebhook(), EventType: q.r.URL.Query().Get("event_type"),
-		Outcome: q.r.URL.Query().Get("outcome")}
 	resp, err := s.cfg.Webhooks.ListDeliveryAttempts(q.ctx, &webhooksv1.ListDeliveryAttemptsRequest{WebhookId: id,
-		PageSize: 50, EventType: v.EventType, Outcome: outcomes[v.Outcome]})
+		PageSize: 50, EventType: v.EventType, Outcome: outcomes[v.Outcome], StartTime: s.windowStart(v.Window)})
 	if s.fail(q, err) {
 		return
 	}
@@ -403,6 +450,42 @@ func (s *Server) deliveries(q *request) {
 	}
 	v.Catalog = cat.GetEventTypes()
 	q.page(s, http.StatusOK, "deliveries", "Delivery log", v)
+}
+
+// redeliverFailed sends every failed delivery of the chosen window again.
+func (s *Server) redeliverFailed(q *request) {
+	id := q.r.PathValue("id")
+	w := q.r.PostFormValue("window")
+	start := s.windowStart(w)
+	if start == nil {
+		q.page(s, http.StatusBadRequest, "message", "Choose a time window", "Choose a time window first, then redeliver what failed in it.")
+		return
+	}
+	resp, err := s.cfg.Webhooks.RedeliverFailed(q.ctx, &webhooksv1.RedeliverFailedRequest{WebhookId: id,
+		StartTime: start, EndTime: timestamppb.New(s.cfg.Now())})
+	if s.fail(q, err) {
+		return
+	}
+	q.redirect(s, "/webhooks/"+id+"/deliveries?window="+url.QueryEscape(w),
+		fmt.Sprintf("%d failed deliveries queued again.", resp.GetRedelivered()))
+}
+
+// recoverEvents replays the account's events since the start of the window to this webhook:
+// for an endpoint that was down or subscribed late.
+func (s *Server) recoverEvents(q *request) {
+	id := q.r.PathValue("id")
+	w := q.r.PostFormValue("window")
+	start := s.windowStart(w)
+	if start == nil {
+		q.page(s, http.StatusBadRequest, "message", "Choose a time window", "Choose a time window first, then recover the events since its start.")
+		return
+	}
+	resp, err := s.cfg.Webhooks.RecoverEvents(q.ctx, &webhooksv1.RecoverEventsRequest{WebhookId: id, StartTime: start})
+	if s.fail(q, err) {
+		return
+	}
+	q.redirect(s, "/webhooks/"+id+"/deliveries?window="+url.QueryEscape(w),
+		fmt.Sprintf("Recovery queued %d deliveries from %d events.", resp.GetDeliveriesQueued(), resp.GetEventsScanned()))
 }
 
 func (s *Server) redeliver(q *request) {
