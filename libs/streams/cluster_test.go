@@ -29,6 +29,17 @@ func clusterJS(t *testing.T) (*natsserver.Cluster, jetstream.JetStream) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	c, js := startCluster(ctx, t)
+	if !streams.EnsureWithRetry(ctx, js, streams.Config{Replicas: 3}, testLogger(t)) {
+		t.Fatal("ensure R3 streams: gave up")
+	}
+	return c, js
+}
+
+// startCluster starts a 3-node cluster with no streams yet, stopped when the test ends, and a
+// JetStream client connected to every node.
+func startCluster(ctx context.Context, t *testing.T) (*natsserver.Cluster, jetstream.JetStream) {
+	t.Helper()
 	c, err := natsserver.StartCluster(ctx, natsserver.ClusterOptions{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -42,9 +53,6 @@ func clusterJS(t *testing.T) (*natsserver.Cluster, jetstream.JetStream) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if !streams.EnsureWithRetry(ctx, js, streams.Config{Replicas: 3}, testLogger(t)) {
-		t.Fatal("ensure R3 streams: gave up")
 	}
 	return c, js
 }
@@ -365,20 +373,7 @@ func stepDown(ctx context.Context, js jetstream.JetStream, stream string) error 
 func TestClusterScaleR1ToR3(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := natsserver.StartCluster(ctx, natsserver.ClusterOptions{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Shutdown()
-	nc, err := nats.Connect(c.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := startCluster(ctx, t)
 	if !streams.EnsureWithRetry(ctx, js, streams.Config{Replicas: 1}, testLogger(t)) {
 		t.Fatal("ensure R1 streams: gave up")
 	}
@@ -417,20 +412,7 @@ func TestClusterScaleR1ToR3(t *testing.T) {
 func TestClusterConsumerRightAfterScaleUp(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := natsserver.StartCluster(ctx, natsserver.ClusterOptions{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Shutdown()
-	nc, err := nats.Connect(c.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := startCluster(ctx, t)
 	if !streams.EnsureWithRetry(ctx, js, streams.Config{}, testLogger(t)) {
 		t.Fatal("ensure R1 streams: gave up")
 	}
