@@ -212,9 +212,11 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 	return nil
 }
 
-// awaitReplicas waits until a replicated stream has all its followers placed and current. Right
-// after a stream is created or scaled up (R1 to R3) in a cluster, creating a consumer on it fails
-// with "insufficient resources" until they are (TestClusterConsumerRightAfterScaleUp).
+// awaitReplicas waits until a replicated stream has all its followers placed and a quorum of them
+// current. Right after a stream is created or scaled up (R1 to R3) in a cluster, creating a
+// consumer on it fails with "insufficient resources" until they are
+// (TestClusterConsumerRightAfterScaleUp). A quorum, not every follower: a node that is down must
+// not hold up a service's start.
 func awaitReplicas(ctx context.Context, st jetstream.Stream, replicas int) error {
 	if replicas <= 1 {
 		return nil
@@ -229,7 +231,7 @@ func awaitReplicas(ctx context.Context, st jetstream.Stream, replicas int) error
 					current++
 				}
 			}
-			if current == replicas-1 {
+			if current >= replicas/2 {
 				return nil
 			}
 		}
